@@ -1,0 +1,16 @@
+// Each lorascope command registers its options on the CLI11 app and returns the function that
+// runs it. Exit codes: 0 success, 2 bad input (nothing written), 3 a run diverged, 1 internal.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace lorascope::cli {
+
+using Command = std::function<int()>;
+
+Command add_mf_command(CLI::App& app);
+Command add_plot_command(CLI::App& app);
+
+}  // namespace lorascope::cli

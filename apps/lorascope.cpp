@@ -1,0 +1,42 @@
+// lorascope: how optimizers shape LoRA fine-tuning, from matrix-factorization theory to
+// transformer adapters. One subcommand per workflow; see `lorascope COMMAND --help`.
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
+
+#include "apps/commands.h"
+#include "trainer/config.h"
+#include "trainer/threads.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lorascope: spectral dynamics of LoRA adapters under Muon, SpecGD, GD and AdamW"};
+  app.require_subcommand(1);
+  // One line per error, like every other lorascope message.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "lorascope: " + std::string(e.what()) + " (see --help)\n";
+  });
+  int threads = 0;
+  app.add_option("--threads", threads, "intra-op threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  std::map<std::string, lorascope::cli::Command> commands;
+  commands["mf"] = lorascope::cli::add_mf_command(app);
+  commands["plot"] = lorascope::cli::add_plot_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    lorascope::configure_threads(threads);
+    for (auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const lorascope::ConfigError& e) {
+    std::fprintf(stderr, "lorascope: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lorascope: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}

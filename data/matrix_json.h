@@ -1,0 +1,21 @@
+// Reading matrices and vectors from JSON (nested lists of numbers), with errors that name the
+// file, the key and the expected shape. Used for user-supplied targets and initial factors.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace lorascope {
+
+// Throws std::runtime_error("FILE: KEY: expected ...") on any mismatch. rows/cols < 0 = any.
+at::Tensor json_to_matrix(const nlohmann::json& j, const std::string& where, int64_t rows = -1,
+                          int64_t cols = -1);
+at::Tensor json_to_vector(const nlohmann::json& j, const std::string& where, int64_t len = -1);
+nlohmann::json matrix_to_json(const at::Tensor& M);
+
+// Parses a whole JSON file; errors name the path (and the parser's line and column).
+nlohmann::json read_json_file(const std::string& path);
+
+}  // namespace lorascope

@@ -1,0 +1,57 @@
+// Muon / spectral gradient descent (muon-lora-uniform-growth.md eq. (1)):
+//
+//   M_t     = G_t + mu * M_{t-1}                       (heavy-ball sum, as in the paper)
+//   D_t     = nesterov ? G_t + mu * M_t : M_t
+//   W_{t+1} = (1 - lr * wd) W_t - lr * scale(W) * T(D_t)
+//
+// mu = 0 is SpecGD. T is any orthogonalizer (orthogonalize.h). KellerJordan's Muon and
+// torch.optim.Muon keep an EMA buffer (1 - mu) G + mu M instead of the sum; because T is
+// invariant to scaling its input (exactly for exact T and Newton-Schulz, up to beta for T_beta),
+// both give the same updates.
+//
+// scale(W) for a rows x cols parameter:
+//   none             1
+//   original         sqrt(max(1, rows / cols))        (KellerJordan/Muon)
+//   match_adamw_rms  0.2 * sqrt(max(rows, cols))      (Moonlight: update RMS ~ AdamW's 0.2)
+//
+// Only for 2-D matrices: embeddings, norms, biases and heads belong to AdamW (hybrid.h).
+#pragma once
+
+#include <string>
+
+#include "optim/optimizer.h"
+#include "optim/orthogonalize.h"
+
+namespace lorascope {
+
+enum class LrScaling { None, Original, MatchAdamwRms };
+LrScaling parse_lr_scaling(const std::string& name);
+double muon_lr_scale(int64_t rows, int64_t cols, LrScaling scaling);
+
+struct MuonOptions {
+  double lr = 0.02;
+  double momentum = 0.95;  // 0 gives SpecGD
+  bool nesterov = false;
+  OrthoOptions ortho{OrthoKind::NewtonSchulz, 0.0, 5};
+  LrScaling lr_scaling = LrScaling::None;
+  double weight_decay = 0.0;  // decoupled
+};
+
+// The update direction T(D_t), advancing the momentum buffer in place (undefined buffer =
+// first step). A pure function of its inputs so that grouped or sharded steps can reuse it.
+at::Tensor muon_direction(const at::Tensor& grad, at::Tensor& momentum_buffer,
+                          const MuonOptions& options);
+
+class Muon : public Optimizer {
+ public:
+  Muon(std::vector<at::Tensor> params, MuonOptions options);
+  void step() override;
+  std::string name() const override { return options_.momentum == 0.0 ? "specgd" : "muon"; }
+  const MuonOptions& options() const { return options_; }
+
+ private:
+  MuonOptions options_;
+  std::vector<at::Tensor> momentum_;
+};
+
+}  // namespace lorascope

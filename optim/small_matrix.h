@@ -1,0 +1,22 @@
+// Eigen kernels for the small CPU matrices of the matrix-factorization studies (e.g. 60 x 5).
+// At these sizes ATen's per-op dispatch (several microseconds) costs more than the arithmetic,
+// so the hot loop maps tensor memory into Eigen and works in place. Each kernel has an ATen
+// reference in orthogonalize.cpp / spectral_stats.cpp that the tests compare it with.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace lorascope::small {
+
+// True when M is a contiguous CPU float32/float64 2-D matrix whose smaller side is at most
+// max_small_side: the case where these kernels beat ATen.
+bool eligible(const at::Tensor& M, int64_t max_small_side = 64);
+
+// out = U f(S) V^T with f(s) = s / sqrt(s^2 + beta) for s above the zero tolerance, else 0.
+// beta = 0 gives the exact polar factor U V^T. out must have M's shape, dtype and be contiguous.
+void spectral_map(const at::Tensor& M, double beta, at::Tensor& out);
+
+// Newton-Schulz quintic on the smaller side, in M's dtype.
+void newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out);
+
+}  // namespace lorascope::small

@@ -1,0 +1,112 @@
+// The lorascope binary end to end: outputs of a good run, and exit code 2 with a one-line
+// message and nothing written for bad input.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int code;
+  std::string err;
+};
+
+Result lorascope(const std::string& args) {
+  static int calls = 0;  // ctest may run the cases in parallel: one stderr file per call
+  const fs::path err = fs::temp_directory_path() /
+                       ("lorascope_cli_err_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
+  const std::string cmd = std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(err);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(err);
+  return {WEXITSTATUS(status), text};
+}
+
+fs::path fresh_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("lorascope_cli_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+TEST(CliTest, MfRunWritesConfigMetricsAndSummary) {
+  auto out = fresh_dir("ok");
+  auto r = lorascope("mf --out " + out.string() + " --set train.steps=50 --set train.log_every=10 --set name=t");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto cfg = json::parse(std::ifstream(out / "t" / "config.json"));
+  EXPECT_EQ(cfg["train"]["steps"], 50);
+  std::ifstream metrics(out / "t" / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    auto rec = json::parse(line);
+    for (const char* key : {"step", "loss", "sv", "erank", "d", "off_diag", "x_zperp", "factors"}) {
+      EXPECT_TRUE(rec.contains(key)) << key;
+    }
+    EXPECT_EQ(rec["step"], lines * 10);
+    ++lines;
+  }
+  EXPECT_EQ(lines, 6);
+  auto summary = json::parse(std::ifstream(out / "t" / "summary.json"));
+  EXPECT_EQ(summary["status"], "completed");
+  auto index = json::parse(std::ifstream(out / "index.json"));
+  EXPECT_EQ(index["runs"][0]["dir"], "t");
+  // A second run into the same place refuses and leaves the first intact.
+  auto again = lorascope("mf --out " + out.string() + " --set train.steps=5 --set name=t");
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
+  EXPECT_EQ(json::parse(std::ifstream(out / "t" / "config.json"))["train"]["steps"], 50);
+}
+
+TEST(CliTest, BadInputExitsTwoWithOneLineAndWritesNothing) {
+  const fs::path bad_json = fs::temp_directory_path() / "lorascope_cli_bad.json";
+  std::ofstream(bad_json) << "{\"optim\": {\"lr\": 0.1,}}";
+  const fs::path bad_target = fs::temp_directory_path() / "lorascope_cli_target.json";
+  std::ofstream(bad_target) << "{\"U\": [[1, 0]], \"sigma\": [1], \"V\": [[1]]}";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set optim.lr=-1", "optim.lr: expected a number > 0, got -1"},
+      {"--set task.rank=99", "task.rank"},
+      {"--set bogus=1", "bogus: unknown key"},
+      {"--set train.steps=0", "train.steps"},
+      {"--config /nonexistent.json", "/nonexistent.json"},
+      {"--config " + bad_json.string(), "not valid JSON"},
+      {"--set task.target_file=/nonexistent/t.json", "/nonexistent/t.json: cannot open file"},
+      {"--set task.target_file=" + bad_target.string(), "U: expected a 60 x 1 matrix"},
+  };
+  for (const auto& [args, expect] : cases) {
+    auto out = fresh_dir("bad");
+    auto r = lorascope("mf --out " + out.string() + " " + args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+}
+
+TEST(CliTest, DivergingRunStopsWithStepAndExitCodeThree) {
+  auto out = fresh_dir("nan");
+  auto r = lorascope("mf --out " + out.string() + " --set optim.name=gd --set optim.lr=5 --set name=x");
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("at step"), std::string::npos) << r.err;
+  auto summary = json::parse(std::ifstream(out / "x" / "summary.json"));
+  EXPECT_EQ(summary["status"], "diverged");
+}
+
+TEST(CliTest, HelpWorksForEveryCommand) {
+  for (const char* cmd : {"--help", "mf --help", "plot --help", "mf --keys"}) {
+    EXPECT_EQ(lorascope(cmd).code, 0) << cmd;
+  }
+  EXPECT_EQ(lorascope("nosuchcommand").code, 2);
+}
+
+}  // namespace

@@ -1,0 +1,126 @@
+// Orthogonalizers against float64 references: an SVD (exact), the defining formula (T_beta),
+// and the singular-value band Newton-Schulz is known for.
+#include <gtest/gtest.h>
+
+#include "optim/orthogonalize.h"
+#include "optim/small_matrix.h"
+
+namespace lorascope {
+namespace {
+
+at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randn(shape, gen, at::kDouble);
+}
+
+// Matrix with prescribed singular values (descending) and random singular vectors.
+at::Tensor with_spectrum(int64_t m, int64_t n, const std::vector<double>& s, uint64_t seed) {
+  const int64_t k = static_cast<int64_t>(s.size());
+  auto U = std::get<0>(at::linalg_qr(randn({m, k}, seed)));
+  auto V = std::get<0>(at::linalg_qr(randn({n, k}, seed + 1)));
+  return at::matmul(U * at::tensor(s, at::kDouble).unsqueeze(0), V.t());
+}
+
+double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
+
+// U V^T from a full-precision SVD, keeping only the nonzero part: the definition, eq. (5).
+at::Tensor polar_reference(const at::Tensor& M, int64_t rank) {
+  auto [U, S, Vh] = at::linalg_svd(M, false);
+  return at::matmul(U.narrow(1, 0, rank), Vh.narrow(0, 0, rank));
+}
+
+TEST(OrthogonalizeTest, ExactMatchesSvdPolarFactorForAllShapes) {
+  for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{60, 5}, {5, 70}, {12, 12}, {100, 80}}) {
+    auto M = randn({m, n}, 7 + m);
+    auto ref = polar_reference(M, std::min(m, n));
+    EXPECT_LT(max_abs(orthogonalize_exact(M) - ref), 1e-12) << m << "x" << n;
+    EXPECT_LT(max_abs(orthogonalize(M, {OrthoKind::Exact}) - ref), 1e-12) << m << "x" << n;
+  }
+}
+
+TEST(OrthogonalizeTest, RankDeficientInputKeepsZeroSingularValuesZero) {
+  auto M = with_spectrum(60, 70, {3.0, 1.0, 0.5}, 11);  // rank 3
+  for (const auto& T : {orthogonalize_exact(M), orthogonalize(M, {OrthoKind::Exact})}) {
+    auto s = at::linalg_svdvals(T);
+    EXPECT_NEAR(s[0].item<double>(), 1.0, 1e-12);
+    EXPECT_NEAR(s[2].item<double>(), 1.0, 1e-12);
+    EXPECT_LT(s[3].item<double>(), 1e-12);
+    EXPECT_LT(max_abs(T - polar_reference(M, 3)), 1e-12);
+  }
+  auto Z = at::zeros({60, 5}, at::kDouble);
+  EXPECT_EQ(max_abs(orthogonalize(Z, {OrthoKind::Exact})), 0.0);
+  EXPECT_EQ(max_abs(orthogonalize_exact(Z)), 0.0);
+}
+
+TEST(OrthogonalizeTest, SmoothedMatchesItsDefiningFormula) {
+  // T_beta(M) = (M M^T + beta I)^(-1/2) M, with the inverse square root from an eigensolver of
+  // the m x m matrix: independent of the SVD-based implementation.
+  for (double beta : {1e-8, 1e-2, 1.0}) {
+    for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{60, 5}, {5, 70}, {20, 20}}) {
+      auto M = with_spectrum(m, n, {4.0, 1.0, 0.1, 1e-3}, 3 + m);
+      auto [evals, evecs] = at::linalg_eigh(at::matmul(M, M.t()) + beta * at::eye(m, at::kDouble));
+      auto inv_sqrt = at::matmul(evecs * evals.rsqrt().unsqueeze(0), evecs.t());
+      auto ref = at::matmul(inv_sqrt, M);
+      const double tol = beta < 1e-6 ? 1e-7 : 1e-11;  // eigh of M M^T + beta I loses digits
+      EXPECT_LT(max_abs(orthogonalize_smoothed(M, beta) - ref), tol) << beta << " " << m;
+      EXPECT_LT(max_abs(orthogonalize(M, {OrthoKind::Smoothed, beta}) - ref), tol) << beta << " " << m;
+    }
+  }
+}
+
+TEST(OrthogonalizeTest, SmallMatrixKernelAgreesWithAtenPathInFloat32And64) {
+  for (auto dtype : {at::kDouble, at::kFloat}) {
+    auto M = randn({40, 6}, 5).to(dtype);
+    ASSERT_TRUE(small::eligible(M));
+    const double tol = dtype == at::kDouble ? 1e-12 : 2e-5;
+    auto out = at::empty_like(M);
+    small::spectral_map(M, 0.0, out);
+    EXPECT_LT(max_abs(out - orthogonalize_exact(M)), tol);
+    small::spectral_map(M, 0.3, out);
+    EXPECT_LT(max_abs(out - orthogonalize_smoothed(M, 0.3)), tol);
+    small::newton_schulz(M, 5, 1e-7, out);
+    EXPECT_LT(max_abs(out - newton_schulz(M, 5)), 10 * tol);
+  }
+}
+
+TEST(OrthogonalizeTest, NewtonSchulzMapsWellConditionedSpectraIntoKnownBand) {
+  // The quintic's fixed-point band: 5 steps take singular values of Frobenius-normalised
+  // input with condition number <= 100 into [0.68, 1.13] (KellerJordan/Muon; the paper quotes
+  // the looser [0.7, 1.3]) while keeping the singular vectors.
+  const std::vector<double> spectrum = {1.0, 0.7, 0.4, 0.1, 0.05, 0.01};
+  for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{60, 6}, {6, 70}, {30, 30}}) {
+    auto M = with_spectrum(m, n, spectrum, 17 + m);
+    for (const auto& X : {newton_schulz(M, 5), orthogonalize(M, {OrthoKind::NewtonSchulz})}) {
+      auto s = at::linalg_svdvals(X);
+      for (size_t i = 0; i < spectrum.size(); ++i) {
+        EXPECT_GT(s[i].item<double>(), 0.68) << m << "x" << n << " sv " << i;
+        EXPECT_LT(s[i].item<double>(), 1.13) << m << "x" << n << " sv " << i;
+      }
+      // Same singular vectors as exact T: X = U f(S) V^T, so U^T X V is diagonal.
+      auto [U, S, Vh] = at::linalg_svd(M, false);
+      auto k = static_cast<int64_t>(spectrum.size());
+      auto core = at::matmul(at::matmul(U.narrow(1, 0, k).t(), X), Vh.narrow(0, 0, k).t());
+      EXPECT_LT(max_abs(core - at::diag(at::diagonal(core))), 1e-10);
+    }
+  }
+}
+
+TEST(OrthogonalizeTest, BatchedInputEqualsPerMatrix) {
+  auto batch = randn({3, 30, 8}, 21);
+  for (OrthoKind kind : {OrthoKind::Exact, OrthoKind::Smoothed, OrthoKind::NewtonSchulz}) {
+    OrthoOptions o{kind, 0.01, 5};
+    auto all = orthogonalize(batch, o);
+    for (int64_t b = 0; b < 3; ++b) {
+      EXPECT_LT(max_abs(all[b] - orthogonalize(batch[b].contiguous(), o)), 1e-12) << to_string(kind);
+    }
+  }
+}
+
+TEST(OrthogonalizeTest, RejectsBadArguments) {
+  EXPECT_THROW(parse_ortho_kind("svd"), std::invalid_argument);
+  EXPECT_THROW(orthogonalize(randn({4, 4}, 1), {OrthoKind::Smoothed, -1.0}), std::invalid_argument);
+  EXPECT_THROW(orthogonalize_smoothed(randn({4, 4}, 1), -1.0), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace lorascope

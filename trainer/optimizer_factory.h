@@ -1,0 +1,25 @@
+// Builds optimizers and schedules from the "optim" / "schedule" sections of any config.
+//   optim.name: muon | specgd (= muon, momentum 0) | sgd | gd (= sgd, momentum 0) | adamw |
+//               hybrid (muon for 2-D tensors, adamw for the rest)
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+
+#include "optim/lr_schedule.h"
+#include "optim/optimizer.h"
+#include "trainer/config.h"
+
+namespace lorascope {
+
+// Declares the optim.* and schedule.* keys (shared by every command's schema).
+void add_optimizer_keys(ConfigSchema& schema);
+// Cross-key checks: specgd/gd with momentum, nesterov without momentum, ... (ConfigError).
+void check_optimizer_config(const nlohmann::json& config, const std::string& where);
+
+std::unique_ptr<Optimizer> make_optimizer(const nlohmann::json& optim,
+                                          std::vector<at::Tensor> params);
+LrSchedule make_schedule(const nlohmann::json& schedule, int64_t total_steps);
+
+}  // namespace lorascope
