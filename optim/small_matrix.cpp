@@ -22,12 +22,15 @@ void spectral_map_impl(const at::Tensor& M, double beta, at::Tensor& out) {
   const int64_t rows = M.size(0), cols = M.size(1);
   Eigen::Map<const RowMat<T>> m(M.data_ptr<T>(), rows, cols);
   Eigen::Map<RowMat<T>> o(out.data_ptr<T>(), rows, cols);
-  // Thin SVD of the tall orientation: JacobiSVD is accurate to machine precision (unlike an
-  // eigen-decomposition of M^T M, which squares the condition number).
+  // Tall orientation M = Q R (Householder, rows x k), then an SVD of the k x k triangle R:
+  // M = (Q U_R) S V_R^T. Both steps are backward stable (unlike an eigen-decomposition of
+  // M^T M, which squares the condition number), and the SVD only sees a k x k matrix.
   const bool tall = rows >= cols;
+  const int64_t k = std::min(rows, cols);
   Mat<T> tallm = tall ? Mat<T>(m) : Mat<T>(m.transpose());
-  Eigen::JacobiSVD<Mat<T>, Eigen::ColPivHouseholderQRPreconditioner> svd(
-      tallm, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  Eigen::HouseholderQR<Mat<T>> qr(tallm);
+  Mat<T> R = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
+  Eigen::JacobiSVD<Mat<T>> svd(R, Eigen::ComputeFullU | Eigen::ComputeFullV);
   const auto& s = svd.singularValues();
   const T tol = static_cast<T>(zero_sv_tolerance(rows, cols, M.scalar_type())) *
                 (s.size() > 0 ? s(0) : T(0));
@@ -35,7 +38,9 @@ void spectral_map_impl(const at::Tensor& M, double beta, at::Tensor& out) {
   for (Eigen::Index i = 0; i < s.size(); ++i) {
     f(i) = (s(i) > tol && s(i) > T(0)) ? s(i) / std::sqrt(s(i) * s(i) + static_cast<T>(beta)) : T(0);
   }
-  Mat<T> t = svd.matrixU() * f.asDiagonal() * svd.matrixV().transpose();  // tall x small
+  Mat<T> t = Mat<T>::Zero(tallm.rows(), k);  // Q [U_R f(S) V_R^T; 0]
+  t.topRows(k) = svd.matrixU() * f.asDiagonal() * svd.matrixV().transpose();
+  t.applyOnTheLeft(qr.householderQ());
   if (tall) {
     o = t;
   } else {
