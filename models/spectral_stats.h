@@ -23,7 +23,10 @@ SpectralStats stats_from_sv(std::vector<double> sv);
 double effective_rank(const std::vector<double>& sv);
 
 // Singular values (descending, float64 on the CPU) of the chain product, without forming it.
+// Small CPU float64 chains take an Eigen path; chain_singular_values_reference() is the same
+// algorithm in ATen ops (any device or dtype), which tests compare it with.
 at::Tensor chain_singular_values(const std::vector<at::Tensor>& factors);
+at::Tensor chain_singular_values_reference(const std::vector<at::Tensor>& factors);
 SpectralStats chain_stats(const std::vector<at::Tensor>& factors);
 // Stats of one explicit matrix (a factor).
 SpectralStats matrix_stats(const at::Tensor& M);

@@ -110,3 +110,43 @@ TEST(CliTest, HelpWorksForEveryCommand) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliTest, CustomTargetAndInitialFactorsAreUsedExactly) {
+  // Y = 2 e1 f1^T on a 3 x 4 problem, A(0) = 0, B(0) = [0.5 0 0 0]: after one GD step of lr
+  // 0.1, A = 0.1 * Y B^T = [0.1, 0, 0]^T, so sigma(AB) = 0.05, by hand.
+  const fs::path dir = fs::temp_directory_path() / "lorascope_cli_custom";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "target.json")
+      << R"({"U": [[1], [0], [0]], "sigma": [2], "V": [[1], [0], [0], [0]]})";
+  std::ofstream(dir / "init.json") << R"({"factors": [[[0], [0], [0]], [[0.5, 0, 0, 0]]]})";
+  auto r = lorascope("mf --out " + (dir / "out").string() +
+                     " --set task.m=3 --set task.n=4 --set task.rank=1 --set task.target_sv=[2]"
+                     " --set task.target_file=" + (dir / "target.json").string() +
+                     " --set task.init_file=" + (dir / "init.json").string() +
+                     " --set optim.name=gd --set optim.lr=0.1 --set train.steps=1 --set train.log_every=1 --set name=c");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream metrics(dir / "out" / "c" / "metrics.jsonl");
+  std::string first, second;
+  std::getline(metrics, first);
+  std::getline(metrics, second);
+  EXPECT_NEAR(json::parse(first)["loss"].get<double>(), 2.0, 1e-15);  // 1/2 * 2^2
+  EXPECT_NEAR(json::parse(second)["sv"][0].get<double>(), 0.05, 1e-15);
+}
+
+TEST(CliTest, PlotWritesFiguresForASweep) {
+  auto out = fresh_dir("plot");
+  ASSERT_EQ(lorascope("mf --out " + out.string() + " --config " + LORASCOPE_CONFIGS_DIR +
+                      "/mf/demo.json --set train.steps=300").code, 0);
+  auto r = lorascope("plot " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"compare_sv.png", "compare_root_sv.png", "compare_loss.png",
+                        "compare_alignment.png", "sv_specgd.png", "sv_gd.png"}) {
+    EXPECT_GT(fs::file_size(out / "figures" / f), 10000u) << f;
+  }
+  EXPECT_EQ(lorascope("plot /nonexistent_dir").code, 2);
+}
+
+}  // namespace

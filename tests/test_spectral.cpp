@@ -27,19 +27,28 @@ TEST(SpectralStatsTest, ChainSingularValuesEqualFullSvdOfTheProduct) {
     at::Tensor W = f[0];
     for (int k = 1; k < c.depth; ++k) W = at::matmul(W, f[k]);
     auto full = at::linalg_svdvals(W).narrow(0, 0, c.r);
-    auto ours = chain_singular_values(f);
-    ASSERT_EQ(ours.size(0), c.r);
-    EXPECT_LT(((ours - full).abs() / full.max()).max().item<double>(), 1e-12)
-        << c.m << "x" << c.n << " r" << c.r << " L" << c.depth;
+    for (const auto& ours : {chain_singular_values(f), chain_singular_values_reference(f)}) {
+      ASSERT_EQ(ours.size(0), c.r);
+      EXPECT_LT(((ours - full).abs() / full.max()).max().item<double>(), 1e-12)
+          << c.m << "x" << c.n << " r" << c.r << " L" << c.depth;
+    }
   }
 }
 
 TEST(SpectralStatsTest, RankDeficientProductHasZeroTrailingValues) {
   auto A = at::zeros({60, 5}, at::kDouble);
   A.narrow(1, 0, 2).copy_(randn({60, 2}, 1));
-  auto sv = chain_singular_values({A, randn({5, 70}, 2)});
-  EXPECT_LT(sv.narrow(0, 2, 3).max().item<double>(), 1e-12);
-  EXPECT_GT(sv[1].item<double>(), 1e-3);
+  for (const auto& sv : {chain_singular_values({A, randn({5, 70}, 2)}),
+                         chain_singular_values_reference({A, randn({5, 70}, 2)})}) {
+    EXPECT_LT(sv.narrow(0, 2, 3).max().item<double>(), 1e-12);
+    EXPECT_GT(sv[1].item<double>(), 1e-3);
+  }
+  // One matrix: its own singular values, for both paths and both orientations.
+  auto M = randn({50, 6}, 3);
+  auto full = at::linalg_svdvals(M);
+  EXPECT_LT((chain_singular_values({M}) - full).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((chain_singular_values({M.t().contiguous()}) - full).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((chain_singular_values_reference({M}) - full).abs().max().item<double>(), 1e-12);
 }
 
 TEST(SpectralStatsTest, EffectiveAndStableRankFollowTheirDefinitions) {
