@@ -1,0 +1,47 @@
+// Token batches for the trainer.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "data/text_datasets.h"
+#include "data/tokenizer.h"
+
+namespace lorascope {
+
+struct Batch {
+  at::Tensor input_ids;       // (B, T) int64, padded with pad_id on the right
+  at::Tensor attention_mask;  // (B, T) int64, 1 = token, 0 = padding
+  at::Tensor labels;          // classification: (B) int64; LM / SFT: (B, T) int64 next-token
+                              // targets aligned with input_ids (labels[t] = input_ids[t + 1]),
+                              // -100 where no loss (padding, prompt, last position)
+  int64_t num_tokens = 0;     // real tokens in the batch (for throughput)
+};
+
+// Tokenized examples, kept so that batching each epoch needs no re-tokenization.
+struct TokenizedExample {
+  std::vector<int64_t> ids;   // bos + tokens (+ eos for LM), truncated to max_len
+  int64_t label = -1;
+  int64_t prompt_len = 0;     // SFT: first prompt_len ids carry no loss
+};
+
+std::vector<TokenizedExample> tokenize(const TextDataset& data, const Tokenizer& tok,
+                                       int64_t max_len, bool add_eos);
+
+// One epoch of classification batches (padding), order shuffled by (seed, epoch); the same
+// arguments always give the same batches.
+std::vector<Batch> classification_batches(const std::vector<TokenizedExample>& data,
+                                          int64_t batch_size, int64_t pad_id, uint64_t seed,
+                                          int64_t epoch, bool shuffle = true);
+// One epoch of language-modeling batches: examples concatenated and packed into rows of
+// seq_len + 1 tokens (no padding); order shuffled by (seed, epoch).
+std::vector<Batch> packed_lm_batches(const std::vector<TokenizedExample>& data, int64_t batch_size,
+                                     int64_t seq_len, uint64_t seed, int64_t epoch,
+                                     bool shuffle = true);
+// Supervised fine-tuning batches (padding; loss only after prompt_len).
+std::vector<Batch> sft_batches(const std::vector<TokenizedExample>& data, int64_t batch_size,
+                               int64_t pad_id, uint64_t seed, int64_t epoch, bool shuffle = true);
+
+}  // namespace lorascope

@@ -1,0 +1,39 @@
+// Subword tokenizer on sentencepiece: train one on a corpus with the library's trainer, or load
+// an existing tokenizer.model. Ids: pad 0, unk 1, bos 2, eos 3 for tokenizers trained here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
+namespace lorascope {
+
+class Tokenizer {
+ public:
+  // Trains a unigram model of vocab_size pieces on the texts (one sentence per line is
+  // written to a temporary file), saves it as model_path (".model" included), and loads it.
+  static Tokenizer train(const std::vector<std::string>& texts, int64_t vocab_size,
+                         const std::string& model_path, uint64_t seed = 0);
+  // Throws std::runtime_error naming the path when it is missing or not a sentencepiece model.
+  static Tokenizer load(const std::string& model_path);
+
+  std::vector<int64_t> encode(const std::string& text) const;  // no bos/eos added
+  std::string decode(const std::vector<int64_t>& ids) const;
+  int64_t vocab_size() const;
+  int64_t pad_id() const;  // never -1: falls back to unk when the model has no pad piece
+  int64_t bos_id() const;
+  int64_t eos_id() const;
+  int64_t unk_id() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::shared_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::string path_;
+};
+
+}  // namespace lorascope

@@ -1,0 +1,60 @@
+// LoRA adapters, with PEFT's conventions (tuners/lora):
+//   y = base(x) + scaling * lora_B(lora_A(dropout(x))),  lora_A: (r, in), lora_B: (out, r)
+//   scaling = alpha / r, or alpha / sqrt(r) with rslora
+// Every linear layer of lorascope's models is a lorascope::Linear that can carry one adapter,
+// registered as submodules "lora_A" and "lora_B" (parameter names
+// "<module path>.lora_A.weight", "<module path>.lora_B.weight", PEFT's keys without the adapter
+// name). The adapter's name is its module path, also its key in logs and saved files.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lorascope {
+
+struct LoraConfig {
+  int64_t r = 8;
+  double alpha = 16;
+  bool rslora = false;
+  double dropout = 0.0;
+  // A linear layer is adapted when its qualified name equals a target or ends with "." + target
+  // (e.g. "q_proj", "query"), or fully matches target_regex; exclusions win.
+  std::vector<std::string> targets = {"q_proj", "v_proj"};
+  std::string target_regex;
+  std::vector<std::string> exclude;
+  // "peft":     A Kaiming-uniform (a = sqrt(5)), B = 0          (PEFT default)
+  // "gaussian": A ~ N(0, init_scale^2), B = 0                    (the paper's small init)
+  // "spectral": A = sqrt(S_r) V_r^T, B = U_r sqrt(S_r) of the base weight's top-r SVD, scaled so
+  //             that scaling * B A equals the top-r part, which is subtracted from the base
+  //             weight (PiSSA-style) so the model output is unchanged at init.
+  std::string init = "peft";
+  double init_scale = 1e-3;
+  // Modules trained in full besides the adapters (e.g. the classifier head "score").
+  std::vector<std::string> modules_to_save;
+};
+
+// A view of one attached adapter for monitors, optimizers and checkpoints.
+struct AdapterRef {
+  std::string name;  // module path, e.g. "model.layers.0.self_attn.q_proj"
+  at::Tensor A;      // lora_A.weight (r, in)  -- the live parameter
+  at::Tensor B;      // lora_B.weight (out, r)
+  double scaling;
+};
+
+// Attaches adapters to every matching linear layer, freezes all other parameters except those
+// of modules_to_save, and returns the adapters in module order. Throws std::runtime_error naming
+// the unmatched target and listing the available linear layer names if a target matches nothing.
+std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& config,
+                                    at::Generator& gen);
+std::vector<AdapterRef> find_adapters(torch::nn::Module& model);
+// Qualified names of every lorascope::Linear in the model.
+std::vector<std::string> linear_layer_names(torch::nn::Module& model);
+// W <- W + scaling * B A (checks the result is finite) / W <- W - scaling * B A; forward is
+// unchanged either way (a merged layer skips its adapter).
+void merge_lora(torch::nn::Module& model);
+void unmerge_lora(torch::nn::Module& model);
+
+}  // namespace lorascope

@@ -1,0 +1,35 @@
+// Size and shape of the small transformers (and, later, of Hugging Face checkpoints):
+//   arch "llama":   decoder, RMSNorm, rotary positions, SwiGLU MLP, grouped KV heads, causal mask
+//   arch "roberta": encoder, learned positions, LayerNorm, GELU, padding mask
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace lorascope {
+
+struct TransformerConfig {
+  std::string arch = "llama";
+  int64_t vocab_size = 4096;
+  int64_t hidden_size = 128;
+  int64_t num_layers = 4;
+  int64_t num_heads = 4;
+  int64_t num_kv_heads = 4;        // llama: grouped-query attention when < num_heads
+  int64_t intermediate_size = 344; // MLP width
+  int64_t max_positions = 256;
+  double rms_norm_eps = 1e-6;      // llama
+  double layer_norm_eps = 1e-5;    // roberta
+  double rope_theta = 10000.0;     // llama
+  bool tie_embeddings = true;      // llama: lm_head shares embed_tokens
+  int64_t pad_token_id = 0;
+  int64_t type_vocab_size = 1;     // roberta token types
+
+  nlohmann::json to_json() const;
+  // Throws std::runtime_error("WHERE: KEY: expected ...") on missing/invalid keys.
+  static TransformerConfig from_json(const nlohmann::json& j, const std::string& where);
+  int64_t head_dim() const { return hidden_size / num_heads; }
+};
+
+}  // namespace lorascope
