@@ -12,5 +12,8 @@ using Command = std::function<int()>;
 
 Command add_mf_command(CLI::App& app);
 Command add_plot_command(CLI::App& app);
+Command add_pretrain_command(CLI::App& app);
+Command add_finetune_command(CLI::App& app);
+Command add_compare_command(CLI::App& app);
 
 }  // namespace lorascope::cli

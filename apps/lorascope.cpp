@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   std::map<std::string, lorascope::cli::Command> commands;
   commands["mf"] = lorascope::cli::add_mf_command(app);
   commands["plot"] = lorascope::cli::add_plot_command(app);
+  commands["pretrain"] = lorascope::cli::add_pretrain_command(app);
+  commands["finetune"] = lorascope::cli::add_finetune_command(app);
+  commands["compare"] = lorascope::cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -27,16 +27,20 @@ struct TokenizedExample {
   int64_t prompt_len = 0;     // SFT: first prompt_len ids carry no loss
 };
 
+// max_len <= 0: no truncation (packed LM data is cut into rows later anyway).
 std::vector<TokenizedExample> tokenize(const TextDataset& data, const Tokenizer& tok,
                                        int64_t max_len, bool add_eos);
 
 // One epoch of classification batches (padding), order shuffled by (seed, epoch); the same
-// arguments always give the same batches.
+// arguments always give the same batches. The last batch may be smaller. Every example needs a
+// label >= 0; no examples or batch_size < 1 throw std::invalid_argument.
 std::vector<Batch> classification_batches(const std::vector<TokenizedExample>& data,
                                           int64_t batch_size, int64_t pad_id, uint64_t seed,
                                           int64_t epoch, bool shuffle = true);
 // One epoch of language-modeling batches: examples concatenated and packed into rows of
-// seq_len + 1 tokens (no padding); order shuffled by (seed, epoch).
+// seq_len + 1 tokens (no padding); order shuffled by (seed, epoch). input_ids = row[0, seq_len),
+// labels = row[1, seq_len]; consecutive rows share one token so no next-token pair is lost, the
+// stream's tail shorter than a row is dropped. Fewer than seq_len + 1 tokens throw.
 std::vector<Batch> packed_lm_batches(const std::vector<TokenizedExample>& data, int64_t batch_size,
                                      int64_t seq_len, uint64_t seed, int64_t epoch,
                                      bool shuffle = true);

@@ -11,7 +11,11 @@
 //                    hard-ham-1); text = subject + body, headers dropped, truncated to max_chars
 //   "glue_tsv"       GLUE-style TSV with a header line: sentence<TAB>label (SST-2)
 //   "alpaca"         Alpaca JSON (a list) or JSONL records {instruction, input, output}: prompt =
-//                    the Alpaca template of instruction/input, text = output (loss on it only)
+//                    the Alpaca template of instruction/input, text = output (loss on it only);
+//                    in errors LINE is the record's 1-based position in a list, the line in JSONL
+//
+// Without a path, kinds read DATA_DIR/brown, DATA_DIR/moby-dick, DATA_DIR/spam-assassin (as
+// fetched), DATA_DIR/glue/SST-2/train.tsv and DATA_DIR/alpaca/alpaca_data.json (not fetched).
 #pragma once
 
 #include <cstdint>
@@ -35,7 +39,8 @@ struct TextDataset {
 struct LoadOptions {
   int64_t chunk_words = 200;   // brown
   int64_t max_chars = 2000;    // spam_assassin
-  int64_t limit = 0;           // keep at most this many examples (0 = all), taken deterministically
+  int64_t limit = 0;           // keep at most this many examples (0 = all): evenly spaced
+                               // picks, so a corpus stored by genre or class keeps each part
   bool skip_malformed = false; // glue_tsv / alpaca: skip bad records (counted) instead of failing
 };
 
@@ -50,7 +55,8 @@ struct DatasetSplits {
   TextDataset train, validation, test;
 };
 // Seeded, deterministic: the same seed and fractions give the same split on every machine
-// (a seeded std::mt19937_64 shuffle of the indices; stratified by label for classification).
+// (a seeded std::mt19937_64 Fisher-Yates shuffle of the indices, data/shuffle.h; stratified by
+// label). Split sizes are round(fraction * n); each split keeps the dataset's order.
 DatasetSplits split_dataset(const TextDataset& data, double validation_fraction,
                             double test_fraction, uint64_t seed);
 

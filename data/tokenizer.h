@@ -1,5 +1,6 @@
 // Subword tokenizer on sentencepiece: train one on a corpus with the library's trainer, or load
 // an existing tokenizer.model. Ids: pad 0, unk 1, bos 2, eos 3 for tokenizers trained here.
+// The library is reached through the liblorascope_spm.so plugin (why: data/spm_backend.h).
 #pragma once
 
 #include <cstdint>
@@ -15,8 +16,10 @@ namespace lorascope {
 
 class Tokenizer {
  public:
-  // Trains a unigram model of vocab_size pieces on the texts (one sentence per line is
-  // written to a temporary file), saves it as model_path (".model" included), and loads it.
+  // Trains a unigram model of vocab_size pieces on the texts (each non-empty line one
+  // sentence, fed from memory), saves it as model_path (".model" included), and loads it.
+  // Same texts, size and seed give the same model file. A corpus too small for vocab_size
+  // gives fewer pieces (see vocab_size()) rather than an error.
   static Tokenizer train(const std::vector<std::string>& texts, int64_t vocab_size,
                          const std::string& model_path, uint64_t seed = 0);
   // Throws std::runtime_error naming the path when it is missing or not a sentencepiece model.

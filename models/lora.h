@@ -21,7 +21,8 @@ struct LoraConfig {
   bool rslora = false;
   double dropout = 0.0;
   // A linear layer is adapted when its qualified name equals a target or ends with "." + target
-  // (e.g. "q_proj", "query"), or fully matches target_regex; exclusions win.
+  // (e.g. "q_proj", "query"), or fully matches target_regex; exclusions win (same name rule).
+  // A non-empty target_regex replaces the list, as a string target_modules does in PEFT.
   std::vector<std::string> targets = {"q_proj", "v_proj"};
   std::string target_regex;
   std::vector<std::string> exclude;

@@ -27,6 +27,9 @@ KeySpec& ConfigSchema::string(const std::string& key, json def, std::vector<std:
                               const std::string& doc) {
   return add({key, ValueType::String, std::move(def), {}, {}, false, std::move(choices), doc});
 }
+KeySpec& ConfigSchema::string_list(const std::string& key, json def, const std::string& doc) {
+  return add({key, ValueType::StringList, std::move(def), {}, {}, false, {}, doc});
+}
 KeySpec& ConfigSchema::number_list(const std::string& key, json def, const std::string& doc) {
   return add({key, ValueType::NumberList, std::move(def), {}, {}, false, {}, doc});
 }
@@ -60,6 +63,7 @@ std::string type_name(ValueType t) {
     case ValueType::Bool: return "true or false";
     case ValueType::String: return "a string";
     case ValueType::NumberList: return "a list of numbers";
+    case ValueType::StringList: return "a list of strings";
   }
   return "?";
 }
@@ -134,6 +138,13 @@ void ConfigSchema::check(const std::string& key, const json& value, const std::s
     case ValueType::NumberList:
       ok = value.is_array() && std::all_of(value.begin(), value.end(), [&](const json& x) {
              return number_ok(*k, x);
+           });
+      break;
+    case ValueType::StringList:
+      ok = value.is_array() && std::all_of(value.begin(), value.end(), [&](const json& x) {
+             return x.is_string() && (k->choices.empty() ||
+                                      std::find(k->choices.begin(), k->choices.end(),
+                                                x.get<std::string>()) != k->choices.end());
            });
       break;
   }
@@ -295,7 +306,15 @@ std::vector<RunSpec> resolve_runs_json(const json& doc, const std::string& where
         if (it.key() == "name") continue;
         name += "-" + it.key().substr(it.key().rfind('.') + 1) + value_label(*it);
       }
-      for (const auto& [key, value] : overrides) {
+      for (auto [key, value] : overrides) {
+        // --set lora.targets=q_proj,v_proj: comma lists for list-of-strings keys.
+        const KeySpec* spec = schema.find(key);
+        if (spec && spec->type == ValueType::StringList && value.is_string()) {
+          json list = json::array();
+          std::stringstream parts(value.get<std::string>());
+          for (std::string item; std::getline(parts, item, ',');) list.push_back(item);
+          value = list;
+        }
         schema.check(key, value, "--set " + key + "=" + value.dump());
         flat[key] = value;
         if (key == "name") name = value.get<std::string>();

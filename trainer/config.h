@@ -28,7 +28,7 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class ValueType { Number, Integer, Bool, String, NumberList };
+enum class ValueType { Number, Integer, Bool, String, NumberList, StringList };
 
 struct KeySpec {
   std::string key;  // dotted path, e.g. "optim.lr"
@@ -49,6 +49,7 @@ class ConfigSchema {
   KeySpec& string(const std::string& key, nlohmann::json def, std::vector<std::string> choices,
                   const std::string& doc);
   KeySpec& number_list(const std::string& key, nlohmann::json def, const std::string& doc);
+  KeySpec& string_list(const std::string& key, nlohmann::json def, const std::string& doc);
 
   const KeySpec* find(const std::string& key) const;
   std::string nearest(const std::string& key) const;

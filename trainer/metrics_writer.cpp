@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace lorascope {
@@ -24,8 +25,8 @@ void write_all(int fd, const std::string& data, const std::string& path) {
 }
 }  // namespace
 
-JsonlWriter::JsonlWriter(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+JsonlWriter::JsonlWriter(const std::string& path, bool append) : path_(path) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(path + ": cannot create: " + std::strerror(errno));
 }
 
@@ -39,6 +40,24 @@ JsonlWriter::~JsonlWriter() {
 void JsonlWriter::write(const nlohmann::json& record) {
   // NaN and Inf have no JSON spelling; nlohmann writes them as null.
   write_all(fd_, record.dump() + "\n", path_);
+}
+
+void truncate_jsonl_after(const std::string& path, int64_t max_step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (rec.is_discarded() || !rec.contains("step")) continue;
+    if (rec["step"].get<int64_t>() <= max_step) kept += line + "\n";
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << kept;
+    if (!out) throw std::runtime_error(tmp + ": write failed");
+  }
+  std::filesystem::rename(tmp, path);
 }
 
 void write_json_atomic(const std::string& path, const nlohmann::json& value) {

@@ -18,7 +18,8 @@ class MetricsSink {
 
 class JsonlWriter : public MetricsSink {
  public:
-  explicit JsonlWriter(const std::string& path);  // truncates; throws naming the path
+  // Truncates, or appends (resumed runs); throws naming the path.
+  explicit JsonlWriter(const std::string& path, bool append = false);
   ~JsonlWriter() override;
   JsonlWriter(const JsonlWriter&) = delete;
   JsonlWriter& operator=(const JsonlWriter&) = delete;
@@ -28,6 +29,10 @@ class JsonlWriter : public MetricsSink {
   std::string path_;
   int fd_ = -1;
 };
+
+// Keeps the lines of a JSON-lines file whose "step" is <= max_step (a resumed run rewinds its
+// log to the checkpoint); a torn last line is dropped. Atomic like write_json_atomic.
+void truncate_jsonl_after(const std::string& path, int64_t max_step);
 
 // Writes PATH.tmp, fsyncs and renames it over PATH: readers see the old or the new file.
 void write_json_atomic(const std::string& path, const nlohmann::json& value);

@@ -61,7 +61,8 @@ void check_optimizer_config(const json& config, const std::string& where) {
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const json& o, std::vector<at::Tensor> params) {
+namespace {
+MuonOptions muon_options(const json& o) {
   const std::string name = o.at("name");
   MuonOptions muon;
   muon.lr = o.at("lr");
@@ -72,12 +73,30 @@ std::unique_ptr<Optimizer> make_optimizer(const json& o, std::vector<at::Tensor>
   muon.ortho.ns_steps = o.at("ns_steps");
   muon.lr_scaling = parse_lr_scaling(o.at("lr_scaling"));
   muon.weight_decay = o.at("weight_decay");
+  return muon;
+}
+
+AdamWOptions adamw_options(const json& o) {
   AdamWOptions adamw;
   adamw.lr = o.at("lr");
   adamw.beta1 = o.at("beta1");
   adamw.beta2 = o.at("beta2");
   adamw.eps = o.at("eps");
   adamw.weight_decay = o.at("weight_decay");
+  return adamw;
+}
+}  // namespace
+
+std::unique_ptr<Optimizer> make_hybrid(const json& o, ParamSplit split) {
+  auto adamw = adamw_options(o);
+  adamw.lr = o.at("adamw_lr");
+  return std::make_unique<Hybrid>(std::move(split), muon_options(o), adamw);
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const json& o, std::vector<at::Tensor> params) {
+  const std::string name = o.at("name");
+  const MuonOptions muon = muon_options(o);
+  AdamWOptions adamw = adamw_options(o);
   if (name == "muon" || name == "specgd") return std::make_unique<Muon>(std::move(params), muon);
   if (name == "adamw") return std::make_unique<AdamW>(std::move(params), adamw);
   if (name == "hybrid") {

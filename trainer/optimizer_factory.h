@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "optim/hybrid.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
 #include "trainer/config.h"
@@ -20,6 +21,10 @@ void check_optimizer_config(const nlohmann::json& config, const std::string& whe
 
 std::unique_ptr<Optimizer> make_optimizer(const nlohmann::json& optim,
                                           std::vector<at::Tensor> params);
+// Muon (optim.lr) on split.muon and AdamW (optim.adamw_lr) on split.adamw: the optimizer of
+// optim.name muon/specgd/hybrid for transformers, where only some tensors are matrices to
+// orthogonalize (LoRA factors, hidden weights).
+std::unique_ptr<Optimizer> make_hybrid(const nlohmann::json& optim, ParamSplit split);
 LrSchedule make_schedule(const nlohmann::json& schedule, int64_t total_steps);
 
 }  // namespace lorascope

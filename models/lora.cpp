@@ -1,0 +1,229 @@
+#include "models/lora.h"
+
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <stdexcept>
+
+#include "models/linear.h"
+
+namespace lorascope {
+
+namespace {
+
+using NamedLinear = std::pair<std::string, std::shared_ptr<Linear>>;
+
+std::vector<NamedLinear> linear_layers(torch::nn::Module& model) {
+  std::vector<NamedLinear> out;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    if (auto lin = std::dynamic_pointer_cast<Linear>(item.value())) out.emplace_back(item.key(), lin);
+  }
+  return out;
+}
+
+// PEFT's rule for a list of names: the qualified name itself or its last dotted components.
+bool name_matches(const std::string& name, const std::string& target) {
+  if (name == target) return true;
+  const std::string suffix = "." + target;
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool matches_any(const std::string& name, const std::vector<std::string>& targets) {
+  for (const auto& t : targets) {
+    if (name_matches(name, t)) return true;
+  }
+  return false;
+}
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+[[noreturn]] void fail(const std::string& key, const std::string& what, const std::string& got) {
+  throw std::runtime_error("lora: " + key + ": expected " + what + ", got " + got);
+}
+
+void validate(const LoraConfig& c) {
+  if (c.r < 1) fail("r", "an integer >= 1", std::to_string(c.r));
+  if (!(c.alpha > 0) || !std::isfinite(c.alpha)) fail("alpha", "a positive number", std::to_string(c.alpha));
+  if (!(c.dropout >= 0 && c.dropout < 1)) fail("dropout", "a number in [0, 1)", std::to_string(c.dropout));
+  if (c.init != "peft" && c.init != "gaussian" && c.init != "spectral") {
+    fail("init", "one of peft, gaussian, spectral", "\"" + c.init + "\"");
+  }
+  if (c.init == "gaussian" && !(c.init_scale > 0)) {
+    fail("init_scale", "a positive number for gaussian init", std::to_string(c.init_scale));
+  }
+  if (c.targets.empty() && c.target_regex.empty()) {
+    fail("targets", "at least one target name or a target_regex", "none");
+  }
+}
+
+// Which linear layers get an adapter. Throws for a target that matches nothing.
+std::vector<NamedLinear> select_targets(const std::vector<NamedLinear>& linears, const LoraConfig& c) {
+  std::vector<std::string> names;
+  for (const auto& nl : linears) names.push_back(nl.first);
+  const std::string available = "; linear layers: " + (names.empty() ? std::string("none") : join(names));
+
+  std::vector<NamedLinear> selected;
+  if (!c.target_regex.empty()) {
+    std::regex re;
+    try {
+      re = std::regex(c.target_regex, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      fail("target_regex", "a valid regular expression", "\"" + c.target_regex + "\" (" + e.what() + ")");
+    }
+    for (const auto& nl : linears) {
+      if (std::regex_match(nl.first, re)) selected.push_back(nl);
+    }
+    if (selected.empty()) {
+      throw std::runtime_error("lora: target_regex \"" + c.target_regex + "\" matches no linear layer" + available);
+    }
+  } else {
+    for (const auto& t : c.targets) {
+      bool found = false;
+      for (const auto& n : names) found = found || name_matches(n, t);
+      if (!found) throw std::runtime_error("lora: target \"" + t + "\" matches no linear layer" + available);
+    }
+    for (const auto& nl : linears) {
+      if (matches_any(nl.first, c.targets)) selected.push_back(nl);
+    }
+  }
+  std::vector<NamedLinear> kept;
+  for (const auto& nl : selected) {
+    if (!matches_any(nl.first, c.exclude)) kept.push_back(nl);
+  }
+  if (kept.empty()) {
+    throw std::runtime_error("lora: exclude: every targeted linear layer is excluded (exclude: " +
+                             join(c.exclude) + ")");
+  }
+  return kept;
+}
+
+// Adds the adapter to one layer with the configured init (see LoraConfig::init).
+void init_adapter(Linear& lin, const LoraConfig& c, double scaling, at::Generator& gen) {
+  const int64_t r = c.r, in = lin.in_features(), out = lin.out_features();
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  if (c.init == "peft") {
+    // Kaiming-uniform with a = sqrt(5): bound = sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(in).
+    const double bound = 1.0 / std::sqrt(double(in));
+    lin.add_adapter(at::empty({r, in}, f64).uniform_(-bound, bound, gen), at::zeros({out, r}, f64), scaling,
+                    c.dropout);
+  } else if (c.init == "gaussian") {
+    lin.add_adapter(at::empty({r, in}, f64).normal_(0, c.init_scale, gen), at::zeros({out, r}, f64), scaling,
+                    c.dropout);
+  } else {  // spectral (PiSSA): scaling B A = U_r S_r V_r^T, W <- W - scaling B A
+    at::NoGradGuard no_grad;
+    const auto W = lin.weight.detach().to(at::kCPU, at::kDouble);  // (out, in)
+    const auto usv = at::linalg_svd(W, /*full_matrices=*/false);
+    const auto root = (std::get<1>(usv).narrow(0, 0, r) / scaling).sqrt();     // (r)
+    const auto A = root.unsqueeze(1) * std::get<2>(usv).narrow(0, 0, r);       // (r, in)
+    const auto B = std::get<0>(usv).narrow(1, 0, r) * root.unsqueeze(0);       // (out, r)
+    lin.add_adapter(A, B, scaling, c.dropout);
+    // Subtract the adapter as stored (in the weight's dtype), so the output is unchanged up to
+    // one rounding of W.
+    const auto stored = scaling * at::matmul(lin.lora_B->weight.to(at::kDouble).cpu(),
+                                             lin.lora_A->weight.to(at::kDouble).cpu());  // (out, r) (r, in)
+    lin.weight.copy_(W - stored);
+  }
+}
+
+// PEFT's modules_to_save rule, over all modules; returns the parameter-name prefixes.
+std::vector<std::string> saved_prefixes(torch::nn::Module& model, const std::vector<std::string>& modules) {
+  const auto named = model.named_modules("", /*include_self=*/false);
+  std::vector<std::string> prefixes;
+  for (const auto& m : modules) {
+    bool found = false;
+    for (const auto& item : named) {
+      if (name_matches(item.key(), m)) {
+        prefixes.push_back(item.key() + ".");
+        found = true;
+      }
+    }
+    if (!found) {
+      // Name the modules outside the layer stacks (a digit component marks a layer).
+      std::vector<std::string> top;
+      for (const auto& item : named) {
+        if (!std::regex_search(item.key(), std::regex("(^|\\.)[0-9]+(\\.|$)"))) top.push_back(item.key());
+      }
+      throw std::runtime_error("lora: modules_to_save: \"" + m + "\" matches no module; modules: " + join(top));
+    }
+  }
+  return prefixes;
+}
+
+bool is_adapter_parameter(const std::string& name) {
+  return name_matches(name, "lora_A.weight") || name_matches(name, "lora_B.weight");
+}
+
+}  // namespace
+
+std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& config, at::Generator& gen) {
+  validate(config);
+  const auto targets = select_targets(linear_layers(model), config);
+  const auto prefixes = saved_prefixes(model, config.modules_to_save);
+  // Every check before the first adapter, so that a failed call leaves the model as it was.
+  for (const auto& nl : targets) {
+    if (nl.second->has_adapter()) throw std::runtime_error("lora: " + nl.first + " already has an adapter");
+    const int64_t k = std::min(nl.second->in_features(), nl.second->out_features());
+    if (config.init == "spectral" && config.r > k) {
+      fail("r", "at most min(out, in) = " + std::to_string(k) + " of " + nl.first + " for spectral init",
+           std::to_string(config.r));
+    }
+  }
+  const double scaling = config.rslora ? config.alpha / std::sqrt(double(config.r)) : config.alpha / config.r;
+  for (const auto& nl : targets) init_adapter(*nl.second, config, scaling, gen);
+
+  // Freeze everything but the adapters and modules_to_save.
+  for (auto& item : model.named_parameters()) {
+    bool train = is_adapter_parameter(item.key());
+    for (const auto& p : prefixes) train = train || item.key().rfind(p, 0) == 0;
+    item.value().set_requires_grad(train);
+  }
+  return find_adapters(model);
+}
+
+std::vector<AdapterRef> find_adapters(torch::nn::Module& model) {
+  std::vector<AdapterRef> out;
+  for (const auto& nl : linear_layers(model)) {
+    const auto& lin = *nl.second;
+    if (lin.has_adapter()) out.push_back({nl.first, lin.lora_A->weight, lin.lora_B->weight, lin.scaling});
+  }
+  return out;
+}
+
+std::vector<std::string> linear_layer_names(torch::nn::Module& model) {
+  std::vector<std::string> names;
+  for (const auto& nl : linear_layers(model)) names.push_back(nl.first);
+  return names;
+}
+
+void merge_lora(torch::nn::Module& model) {
+  at::NoGradGuard no_grad;
+  // Check every layer before changing any, so a failed merge leaves the model as it was.
+  std::vector<std::pair<std::shared_ptr<Linear>, at::Tensor>> merged;
+  for (const auto& nl : linear_layers(model)) {
+    if (!nl.second->has_adapter() || nl.second->merged) continue;
+    const auto W = nl.second->weight + nl.second->delta_weight();  // (out, in)
+    if (!at::isfinite(W).all().item<bool>()) {
+      throw std::runtime_error("lora: merging " + nl.first + " gives a non-finite weight");
+    }
+    merged.emplace_back(nl.second, W);
+  }
+  for (auto& lw : merged) {
+    lw.first->weight.copy_(lw.second);
+    lw.first->merged = true;
+  }
+}
+
+void unmerge_lora(torch::nn::Module& model) {
+  at::NoGradGuard no_grad;
+  for (const auto& nl : linear_layers(model)) {
+    if (!nl.second->has_adapter() || !nl.second->merged) continue;
+    nl.second->weight.sub_(nl.second->delta_weight());
+    nl.second->merged = false;
+  }
+}
+
+}  // namespace lorascope

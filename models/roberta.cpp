@@ -1,0 +1,106 @@
+#include "models/roberta.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace lorascope {
+
+namespace {
+std::shared_ptr<torch::nn::Module> holder(const std::string& name) {
+  return std::make_shared<torch::nn::Module>(name);
+}
+}  // namespace
+
+RobertaLayer::RobertaLayer(const TransformerConfig& c, at::Generator& gen)
+    : torch::nn::Module("RobertaLayer"), num_heads(c.num_heads), head_dim(c.head_dim()) {
+  const int64_t C = c.hidden_size, I = c.intermediate_size;
+  const auto linear = [&](int64_t in, int64_t out) { return std::make_shared<Linear>(in, out, true, gen); };
+  auto attention = register_module("attention", holder("RobertaAttention"));
+  auto self = attention->register_module("self", holder("RobertaSelfAttention"));
+  query = self->register_module("query", linear(C, C));
+  key = self->register_module("key", linear(C, C));
+  value = self->register_module("value", linear(C, C));
+  auto attn_out = attention->register_module("output", holder("RobertaSelfOutput"));
+  attn_dense = attn_out->register_module("dense", linear(C, C));
+  attn_norm = attn_out->register_module("LayerNorm", std::make_shared<LayerNorm>(C, c.layer_norm_eps));
+  auto intermediate = register_module("intermediate", holder("RobertaIntermediate"));
+  inter_dense = intermediate->register_module("dense", linear(C, I));
+  auto output = register_module("output", holder("RobertaOutput"));
+  out_dense = output->register_module("dense", linear(I, C));
+  out_norm = output->register_module("LayerNorm", std::make_shared<LayerNorm>(C, c.layer_norm_eps));
+}
+
+at::Tensor RobertaLayer::forward(const at::Tensor& h, const at::Tensor& mask) {
+  const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
+  const auto heads = [&](const at::Tensor& t) {
+    return t.view({B, T, num_heads, head_dim}).transpose(1, 2);  // (B, H, T, hd)
+  };
+  const auto y = attention(heads(query->forward(h)), heads(key->forward(h)), heads(value->forward(h)),
+                           mask);                                                  // (B, H, T, hd)
+  const auto h1 = attn_norm->forward(h + attn_dense->forward(y.transpose(1, 2).reshape({B, T, C})));
+  const auto m = at::gelu(inter_dense->forward(h1));  // exact erf GELU, (B, T, I)
+  return out_norm->forward(h1 + out_dense->forward(m));
+}
+
+RobertaModel::RobertaModel(const TransformerConfig& c, at::Generator& gen)
+    : torch::nn::Module("RobertaModel"), config(c) {
+  const int64_t C = c.hidden_size;
+  auto emb = register_module("embeddings", holder("RobertaEmbeddings"));
+  word_embeddings = emb->register_module(
+      "word_embeddings", std::make_shared<Embedding>(c.vocab_size, C, c.pad_token_id, gen));
+  position_embeddings = emb->register_module(
+      "position_embeddings", std::make_shared<Embedding>(c.max_positions, C, c.pad_token_id, gen));
+  token_type_embeddings = emb->register_module(
+      "token_type_embeddings", std::make_shared<Embedding>(c.type_vocab_size, C, -1, gen));
+  embed_norm = emb->register_module("LayerNorm", std::make_shared<LayerNorm>(C, c.layer_norm_eps));
+  auto encoder = register_module("encoder", holder("RobertaEncoder"));
+  auto list = encoder->register_module("layer", holder("ModuleList"));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    layers.push_back(list->register_module(std::to_string(i), std::make_shared<RobertaLayer>(c, gen)));
+  }
+}
+
+// HF derives the mask from input_ids != pad_token_id; the attention mask says the same for
+// consistently padded batches and is what the rest of the model treats as padding.
+at::Tensor roberta_position_ids(const at::Tensor& attention_mask, int64_t pad_token_id) {
+  const auto tokens = attention_mask.ne(0).to(at::kLong);  // (B, T)
+  return tokens.cumsum(1) * tokens + pad_token_id;
+}
+
+at::Tensor RobertaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+  const auto mask01 = checked_attention_mask(input_ids, attention_mask, "roberta");
+  const int64_t T = input_ids.size(1);
+  if (T + config.pad_token_id + 1 > config.max_positions) {
+    throw std::invalid_argument("roberta: sequence length " + std::to_string(T) +
+                                " needs max_positions >= T + pad_token_id + 1 = " +
+                                std::to_string(T + config.pad_token_id + 1) + ", got " +
+                                std::to_string(config.max_positions));
+  }
+  const auto pos = roberta_position_ids(mask01, config.pad_token_id);
+  auto h = word_embeddings->forward(input_ids) + position_embeddings->forward(pos) +
+           token_type_embeddings->forward(at::zeros_like(input_ids));  // (B, T, C)
+  h = embed_norm->forward(h);
+  const auto mask = padding_mask(mask01, h.scalar_type());  // (B, 1, 1, T)
+  for (auto& layer : layers) h = layer->forward(h, mask);
+  return h;
+}
+
+RobertaSequenceModel::RobertaSequenceModel(const TransformerConfig& c, int64_t num_labels,
+                                           at::Generator& gen) {
+  if (num_labels < 1) {
+    throw std::invalid_argument("roberta: num_labels: expected >= 1, got " + std::to_string(num_labels));
+  }
+  roberta = register_module("roberta", std::make_shared<RobertaModel>(c, gen));
+  auto head = register_module("classifier", holder("RobertaClassificationHead"));
+  classifier_dense = head->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, gen));
+  classifier_out_proj =
+      head->register_module("out_proj", std::make_shared<Linear>(c.hidden_size, num_labels, true, gen));
+}
+
+at::Tensor RobertaSequenceModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+  const auto h = roberta->forward(input_ids, attention_mask);  // (B, T, C)
+  const auto cls = h.select(1, 0);                             // <s>: (B, C)
+  return classifier_out_proj->forward(at::tanh(classifier_dense->forward(cls)));  // (B, num_labels)
+}
+
+}  // namespace lorascope

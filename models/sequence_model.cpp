@@ -1,0 +1,24 @@
+#include "models/sequence_model.h"
+
+#include <stdexcept>
+
+#include "models/llama.h"
+#include "models/roberta.h"
+
+namespace lorascope {
+
+std::shared_ptr<SequenceModel> make_model(const TransformerConfig& config, const std::string& head,
+                                          int64_t num_labels, at::Generator& gen) {
+  TransformerConfig::from_json(config.to_json(), "model");  // the same checks as a config file
+  if (config.arch == "llama") return std::make_shared<LlamaSequenceModel>(config, head, num_labels, gen);
+  if (config.arch == "roberta") {
+    if (head != "classification") {
+      throw std::invalid_argument("roberta: head: expected \"classification\" (an encoder has no causal_lm head), got \"" +
+                                  head + "\"");
+    }
+    return std::make_shared<RobertaSequenceModel>(config, num_labels, gen);
+  }
+  throw std::logic_error("make_model: unreachable arch " + config.arch);
+}
+
+}  // namespace lorascope

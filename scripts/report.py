@@ -1,0 +1,407 @@
+#!/usr/bin/python3
+"""Report for `lorascope compare`: one LoRA fine-tune under several optimizers (paper App. E.2).
+
+Usage: /usr/bin/python3 scripts/report.py OUT_DIR
+
+OUT_DIR holds index.json and one run dir per optimizer (config.json, metrics.jsonl and,
+if the run finished, summary.json). Writes into OUT_DIR:
+  curves.png     train loss (log y) and eval accuracy/perplexity vs step, all runs
+  sv_<run>.png   per run, one panel per adapter: all r singular values of AB vs step (Fig. 12-15)
+  erank.png      one panel per adapter: effective rank vs step, one line per run (Fig. 16-17)
+  report.md      command, summary table, the figures; the table is also printed to stdout
+Exit 2 with "report.py: PATH: what was expected" on bad input.
+"""
+import json
+import math
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")  # headless: lorascope runs this without a display
+import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
+
+NAN = float("nan")
+DPI = 110
+
+
+class InputError(Exception):
+    def __init__(self, path, what):
+        super().__init__(f"report.py: {path}: {what}")
+
+
+def warn(msg):
+    print(f"report.py: warning: {msg}", file=sys.stderr)
+
+
+def read_json(path, what):
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, f"missing (expected {what})")
+    except OSError as e:
+        raise InputError(path, f"unreadable ({e.strerror})")
+    except ValueError as e:
+        raise InputError(path, f"malformed JSON, expected {what} ({e})")
+    if not isinstance(obj, dict):
+        raise InputError(path, f"expected a JSON object ({what})")
+    return obj
+
+
+def num(x):
+    # The C++ writer emits null for NaN/inf; treat anything non-numeric as a gap.
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else NAN
+
+
+def sub(d, key):
+    v = d.get(key) if isinstance(d, dict) else None
+    return v if isinstance(v, dict) else {}
+
+
+def last(vals):
+    return next((v for v in reversed(vals) if math.isfinite(v)), NAN)
+
+
+def load_metrics(path):
+    if not path.is_file():
+        raise InputError(path, "missing (expected one JSON metrics object per line)")
+    recs = []
+    with path.open() as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a killed run can leave a half-written last line
+                warn(f"{path}:{lineno}: skipping unparsable line")
+                continue
+            if not isinstance(rec, dict) or not isinstance(rec.get("step"), (int, float)):
+                warn(f"{path}:{lineno}: skipping line without a numeric 'step'")
+                continue
+            recs.append(rec)
+    if not recs:
+        warn(f"{path}: no metric lines; the run has no curves")
+    return recs
+
+
+def load_run(d, entry):
+    cfg = read_json(d / "config.json", "the run's resolved config")
+    summary = {}
+    if (d / "summary.json").exists():
+        try:  # a bad summary should not block the figures
+            summary = read_json(d / "summary.json", "run summary")
+        except InputError as e:
+            warn(f"{e}; ignoring it")
+    recs = load_metrics(d / "metrics.jsonl")
+    optim, lora = sub(cfg, "optim"), sub(cfg, "lora")
+    run = {"name": str(entry.get("name") or cfg.get("name") or d.name), "dir": d, "summary": summary,
+           "optim": optim, "overrides": entry.get("overrides"), "loss": [], "eval": [], "adapters": {},
+           "status": str(summary.get("status") or "incomplete")}  # no summary.json: killed mid-run
+    for r in recs:
+        step = num(r["step"])
+        if math.isfinite(num(r.get("loss"))):
+            run["loss"].append((step, num(r["loss"])))
+        if isinstance(r.get("eval"), dict):
+            run["eval"].append((step, r["eval"]))
+        for name, st in (r.get("adapters") or {}).items() if isinstance(r.get("adapters"), dict) else ():
+            if isinstance(st, dict):
+                a = run["adapters"].setdefault(name, {"step": [], "sv": [], "erank": []})
+                a["step"].append(step)
+                a["sv"].append([num(v) for v in st.get("sv")] if isinstance(st.get("sv"), list) else [])
+                a["erank"].append(num(st.get("erank")))
+    svlen = max((len(s) for a in run["adapters"].values() for s in a["sv"]), default=0)
+    r = num(lora.get("r"))
+    r = r if math.isfinite(r) and r > 0 else num(summary.get("lora_r"))
+    run["r"] = int(r) if math.isfinite(r) and r > 0 else svlen
+    run["last"] = {k: last([num(x.get(k)) for x in recs]) for k in ("step", "wall_s", "tokens")}
+    run["last"]["loss"] = run["loss"][-1][1] if run["loss"] else NAN
+    return run
+
+
+def collect(out):
+    if not out.is_dir():
+        raise InputError(out, "expected the output dir of `lorascope compare` (with index.json)")
+    index = read_json(out / "index.json", "compare index with a 'runs' list")
+    entries = index.get("runs")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise InputError(out / "index.json", "expected 'runs': a non-empty list of {name, dir, overrides, status}")
+    runs, used = [], set()
+    for e in entries:
+        d = out / str(e.get("dir") or e.get("name") or "")
+        if not d.is_dir() or d == out:
+            raise InputError(d, "run dir listed in index.json does not exist")
+        run = load_run(d, e)
+        # File names come from run names, so keep them unique and filesystem-safe.
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", run["name"]) or "run"
+        slug, k = base, 2
+        while slug in used:
+            slug, k = f"{base}_{k}", k + 1
+        used.add(slug)
+        run["slug"] = slug
+        runs.append(run)
+    return index, runs
+
+
+def assign_colors(runs):
+    # Paper convention: Muon blue, AdamW red; others get the remaining tab10 colours.
+    prefs = (("muon", "C0"), ("adam", "C3"), ("hybrid", "C2"), ("sgd", "C1"))
+    taken = set()
+    for r in runs:
+        texts = (r["name"].lower(), str(r["optim"].get("name", "")).lower())  # the run name decides first
+        want = next((c for t in texts for w, c in prefs if w in t), None)
+        if want in taken or want is None:
+            want = next((f"C{i}" for i in (4, 5, 6, 8, 9, 7, 1, 2, 0, 3) if f"C{i}" not in taken),
+                        f"C{len(taken) % 10}")  # beyond 10 runs colours repeat
+        taken.add(want)
+        r["color"] = want
+
+
+def layer_key(name):
+    m = re.search(r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)(?:\.|$)", name) or re.search(r"\.(\d+)\.", name)
+    return (0, int(m.group(1)), name) if m else (1, 0, name)
+
+
+def adapter_order(runs):
+    # Sorted by layer index, then name; titles like "L0 q_proj" (unnumbered ones: last two parts).
+    names = sorted({n for r in runs for n in r["adapters"]}, key=layer_key)
+    titles = [f"L{layer_key(n)[1]} {n.rsplit('.', 1)[-1]}" if layer_key(n)[0] == 0
+              else ".".join(n.split(".")[-2:]) for n in names]
+    if len(set(titles)) < len(titles):  # e.g. encoder and decoder layers: show more of the path
+        titles = [".".join(n.split(".")[-4:]) for n in names]
+    return names, titles
+
+
+def grid(names, titles, ylabel):
+    """One panel per adapter, shared axes; returns (fig, the used axes in order)."""
+    n = len(names)
+    # Columns a multiple of the adapter kinds (q_proj, v_proj, ...) so each row holds whole layers.
+    kinds = max(1, len({x.rsplit(".", 1)[-1] for x in names}))
+    ncols = min(n, kinds * max(1, round(math.sqrt(n * 1.6) / kinds)))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(7.5, 2.7 * ncols + 0.6), 2.1 * nrows + 1.3),
+                             sharex=True, sharey=True, squeeze=False)
+    axs = list(axes.flat)
+    for i, ax in enumerate(axs):
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.set_title(titles[i], fontsize="small")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize="x-small")
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel, fontsize="small")
+        if i + ncols >= n:  # lowest panel of its column (the last row may be short)
+            ax.tick_params(labelbottom=True)
+            ax.set_xlabel("step", fontsize="small")
+    return fig, axs[:n]
+
+
+def save(fig, out, fname, written, legend_rows=0):
+    fig.tight_layout(rect=(0, 0.35 * legend_rows / fig.get_size_inches()[1], 1, 1))
+    fig.savefig(out / fname, dpi=DPI)
+    plt.close(fig)
+    written.append(fname)
+
+
+def optim_label(run):
+    o = run["optim"]
+    s = str(o.get("name") or run["summary"].get("optimizer") or "?")
+    return s + (f" lr={num(o['lr']):g}" if math.isfinite(num(o.get("lr"))) else "")
+
+
+def run_label(run):
+    lab = optim_label(run)
+    return lab if lab.split()[0] == run["name"] else f"{run['name']} ({lab})"
+
+
+class PlainLog(LogFormatter):
+    # Tick labels 60 and 0.3, not 6x10^1 or 3e-01 (LogFormatter still decides which minors get one).
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def plain_log(ax):
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(PlainLog(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def eval_metric(runs):
+    for key in ("accuracy", "perplexity", "loss"):
+        if any(math.isfinite(num(ev.get(key))) for r in runs for _, ev in r["eval"]) or \
+                any(math.isfinite(num(sub(r["summary"], "validation").get(key))) for r in runs):
+            return key
+    return None
+
+
+def fig_curves(runs, metric, out, written):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    drawn = False
+    for r in runs:
+        xs = [s for s, v in r["loss"] if v > 0]  # log axis: drop non-positive points
+        a.plot(xs, [v for s, v in r["loss"] if v > 0], color=r["color"], lw=1.3,
+               label=run_label(r) + ("" if r["status"] == "completed" else f" [{r['status']}]"))
+        pts = [(s, num(ev.get(metric))) for s, ev in r["eval"]] if metric else []
+        pts = [(s, v) for s, v in pts if math.isfinite(v)]
+        if pts:
+            drawn = True
+            b.plot([s for s, _ in pts], [v for _, v in pts], color=r["color"], lw=1.3, label=r["name"],
+                   marker="o" if len(pts) <= 60 else None, ms=3)
+    a.set(xlabel="step", ylabel="train loss", title="train loss (log y)")
+    if any(v > 0 for r in runs for _, v in r["loss"]):
+        plain_log(a)
+        a.legend(fontsize="small")
+    base = {round(num(r["summary"].get("majority_baseline")), 6) for r in runs}
+    base = sorted(v for v in base if math.isfinite(v))
+    if metric == "accuracy":
+        for v in base:
+            b.axhline(v, color="0.4", ls="--", lw=1.0, label=f"majority baseline {v:.3f}")
+    if metric == "perplexity" and drawn:
+        plain_log(b)
+    b.set(xlabel="step", ylabel=f"eval {metric or ''}", title=f"validation {metric or 'metric'} during training")
+    if b.lines:
+        b.legend(fontsize="small")
+    if not drawn:
+        b.text(0.5, 0.5, "no eval records in metrics.jsonl", ha="center", transform=b.transAxes)
+    for ax in (a, b):
+        ax.grid(alpha=0.3, which="both")
+    save(fig, out, "curves.png", written)
+
+
+def fig_sv(run, out, written):
+    names, titles = adapter_order([run])
+    fig, axs = grid(names, titles, "σ_i(ΔW = s·BA)")
+    k = max(len(s) for a in run["adapters"].values() for s in a["sv"])
+    cols = [plt.get_cmap("tab10")(i) if k <= 10 else plt.get_cmap("viridis")(i / (k - 1)) for i in range(k)]
+    top = max((v for a in run["adapters"].values() for s in a["sv"] for v in s if math.isfinite(v)), default=0)
+    for ax, name in zip(axs, names):
+        a = run["adapters"][name]
+        for i in range(k):
+            ax.plot(a["step"], [s[i] if i < len(s) else NAN for s in a["sv"]], color=cols[i], lw=1.1)
+    axs[0].set_ylim(0, top * 1.05 if top > 0 else 1)  # sharey: same limits in every panel
+    if k <= 16:
+        fig.legend(handles=[Line2D([], [], color=cols[i], lw=1.5, label=f"σ_{i + 1}") for i in range(k)],
+                   loc="lower center", ncol=min(k, 8), fontsize="small")
+    fig.suptitle(f"{run['name']}: singular values of every LoRA adapter\n({optim_label(run)}, r={run['r']}, "
+                 f"{run['status']}; same y-limits in all panels)", fontsize="medium")
+    save(fig, out, f"sv_{run['slug']}.png", written, legend_rows=math.ceil(k / 8) if k <= 16 else 0)
+
+
+def fig_erank(runs, out, written):
+    names, titles = adapter_order(runs)
+    fig, axs = grid(names, titles, "effective rank")
+    r = max(x["r"] for x in runs)
+    for ax, name in zip(axs, names):
+        ax.axhline(r, color="k", ls=":", lw=1.1, zorder=5)  # above Muon's line at ~r
+        for run in runs:
+            a = run["adapters"].get(name)
+            if a:
+                ax.plot(a["step"], a["erank"], color=run["color"], lw=1.3)
+    axs[0].set_ylim(0, r * 1.06 if r > 0 else 1)
+    handles = [Line2D([], [], color=x["color"], lw=1.5, label=run_label(x))
+               for x in runs if x["adapters"]]
+    handles.append(Line2D([], [], color="k", ls=":", lw=1.1, label=f"LoRA rank r={r}"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize="small")
+    fig.suptitle("effective rank (Roy & Vetterli) of every LoRA adapter", fontsize="medium")
+    save(fig, out, "erank.png", written, legend_rows=math.ceil(len(handles) / 3))
+
+
+def cell(v, spec):
+    return format(v, spec) if isinstance(v, float) and math.isfinite(v) else "–"
+
+
+def table(runs, metric):
+    cls = metric == "accuracy" or any("majority_baseline" in r["summary"] for r in runs)
+    mk = "accuracy" if cls else ("perplexity" if metric in ("perplexity", None) else metric)
+    fm = ".4f" if mk in ("accuracy", "loss") else ".3f"
+    head = ["run", "optimizer", "steps", "final train loss", f"val {mk}", f"test {mk}"]
+    head += ["majority baseline"] if cls else []
+    head += ["mean erank / r", "wall s", "tokens/s", "status"]
+    rows, partial = [], False
+    for r in runs:
+        s, lst = r["summary"], r["last"]
+        ends = [last(a["erank"]) for a in r["adapters"].values()]  # last finite erank per adapter
+        ends = [v for v in ends if math.isfinite(v)]
+        alts = {"steps": lst["step"], "final_train_loss": lst["loss"], "wall_seconds": lst["wall_s"],
+                "tokens_per_second": lst["tokens"] / lst["wall_s"] if lst["wall_s"] > 0 else NAN,
+                "mean_erank": sum(ends) / len(ends) if ends else NAN}
+
+        def pick(key, spec):
+            # summary.json's value (null -> "–"); without one, the last logged value, marked *
+            if key in s or not math.isfinite(alts[key]):
+                return cell(num(s.get(key)), spec)
+            nonlocal partial
+            partial = True
+            return cell(alts[key], spec) + "*"
+        row = [r["name"], optim_label(r), pick("steps", ".0f"), pick("final_train_loss", ".4f"),
+               cell(num(sub(s, "validation").get(mk)), fm), cell(num(sub(s, "test").get(mk)), fm)]
+        row += [cell(num(s.get("majority_baseline")), ".4f")] if cls else []
+        row += [f"{pick('mean_erank', '.2f')} / {r['r']}" if r["adapters"] or "mean_erank" in s else "–",
+                pick("wall_seconds", ".1f"), pick("tokens_per_second", ".0f"), r["status"]]
+        rows.append([str(c).replace("|", "\\|") for c in row])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines), partial
+
+
+def main(argv):
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: /usr/bin/python3 scripts/report.py OUT_DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    try:
+        index, runs = collect(out)
+    except InputError as e:
+        print(e, file=sys.stderr)
+        return 2
+    assign_colors(runs)
+    metric = eval_metric(runs)
+    written = []
+    fig_curves(runs, metric, out, written)
+    with_sv = [r for r in runs if r["adapters"]]
+    for r in runs:
+        if r["adapters"]:
+            fig_sv(r, out, written)
+        else:
+            warn(f"{r['dir']}: no adapter spectra in metrics.jsonl; no sv_{r['slug']}.png")
+    if with_sv:
+        fig_erank(with_sv, out, written)
+    tbl, partial = table(runs, metric)
+    sets = index.get("sets") if isinstance(index.get("sets"), list) else []
+    cmd = f"lorascope {index.get('command', 'compare')} --config {index.get('config', '?')}" + \
+        "".join(f" --set {shlex.quote(str(s))}" for s in sets) + f" --out {shlex.quote(str(out))}"
+    md = [f"# lorascope {index.get('command', 'compare')} report: {out.resolve().name}", "",
+          f"Command: `{cmd}`", "", "Runs (overrides on top of the config):", ""]
+    md += [f"- **{r['name']}** (`{r['dir'].name}/`): `{json.dumps(r['overrides'])}`" for r in runs]
+    md += ["", "## Summary", "", tbl, ""]
+    if partial:
+        md += ["\\* not in summary.json (run killed, or it did not complete): the last logged value "
+               "(for mean erank, the mean over adapters of each one's last finite effective rank).", ""]
+    md += ["## Figures", "", "![curves](curves.png)", "",
+           f"Train loss (log y) and validation {metric or 'metric'} vs step"
+           + (" (dashed: majority-class baseline)" if metric == "accuracy" else "")
+           + ": do all optimizers reach a similar loss, and which one gets there first?", ""]
+    for r in with_sv:
+        md += [f"![sv {r['name']}](sv_{r['slug']}.png)", "",
+               f"{run_label(r)}: every adapter's {r['r']} singular values vs step, same y-limits. "
+               + ("Muon: expect all σ_i to grow together, near-uniformly, in every adapter (paper Fig. 12, 14)."
+                  if "muon" in optim_label(r).lower() else "Compare with Muon's figure: look for adapters where a "
+                  "few σ_i dominate and the rest lag near 0 (paper Fig. 13, 15)."), ""]
+    for r in runs:
+        if not r["adapters"]:
+            md += [f"{r['name']}: no adapter spectra were logged, so it has no singular-value figure.", ""]
+    if with_sv:
+        md += ["![erank](erank.png)", "",
+               "Effective rank of every adapter, one line per run (dotted: r). Muon's should stay close to r; "
+               "look for adapters where another optimizer's drops well below it or drifts.", ""]
+    (out / "report.md").write_text("\n".join(md))
+    print(tbl)
+    print(f"report.py: wrote {', '.join(written + ['report.md'])} in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,19 @@
+// Spectra of every LoRA adapter's update delta W = scaling * B A (B: out x r, A: r x in): all r
+// singular values, effective rank, stable rank and Frobenius norm, from thin QR of B and A^T
+// and an r x r SVD (models/spectral_stats.h), never an SVD of the out x in matrix.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+#include "models/lora.h"
+#include "models/spectral_stats.h"
+
+namespace lorascope {
+
+SpectralStats adapter_stats(const AdapterRef& adapter);
+// {"<adapter name>": {"sv": [...], "erank": .., "stable_rank": .., "fro": ..}, ...}
+nlohmann::json adapter_spectra(const std::vector<AdapterRef>& adapters);
+
+}  // namespace lorascope

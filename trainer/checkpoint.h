@@ -1,0 +1,40 @@
+// Training checkpoints: RUN_DIR/checkpoints/step_<N>/{model.pt, optimizer.pt, state.json}.
+// A checkpoint directory is written under a temporary name and renamed into place, so a killed
+// run never leaves a half-written checkpoint where --resume would look; the newest `keep` are
+// kept.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "optim/optimizer.h"
+
+namespace lorascope {
+
+struct TrainState {
+  int64_t step = 0;            // optimizer steps done
+  int64_t epoch = 0;           // current epoch
+  int64_t batch = 0;           // micro-batches of this epoch already consumed
+  int64_t skipped_steps = 0;   // steps skipped for non-finite values
+  double tokens = 0;           // tokens trained on so far
+  nlohmann::json to_json() const;
+  static TrainState from_json(const nlohmann::json& j);
+};
+
+TensorDict module_state(torch::nn::Module& module);
+// Copies tensors by name; throws naming the first missing key or shape mismatch. Keys listed in
+// allow_missing_prefixes (e.g. a fresh classification head, adapters) may be absent.
+void load_module_state(torch::nn::Module& module, const TensorDict& state, const std::string& where,
+                       const std::vector<std::string>& allow_missing_prefixes = {});
+
+void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const Optimizer& optimizer,
+                     const TrainState& state, int keep = 2);
+// The newest complete checkpoint directory, if any.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+TrainState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer);
+
+}  // namespace lorascope

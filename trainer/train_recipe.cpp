@@ -1,0 +1,382 @@
+#include "trainer/train_recipe.h"
+
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "data/batching.h"
+#include "data/matrix_json.h"
+#include "models/sequence_model.h"
+#include "optim/state_io.h"
+#include "trainer/adapter_monitor.h"
+#include "trainer/checkpoint.h"
+#include "trainer/metrics_writer.h"
+#include "trainer/optimizer_factory.h"
+#include "trainer/progress.h"
+#include "trainer/train_schema.h"
+
+namespace lorascope {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+bool is_classification(const TrainConfig& cfg) {
+  return cfg.mode == "finetune" &&
+         (cfg.data_kind == "spam_assassin" || cfg.data_kind == "brown" || cfg.data_kind == "glue_tsv");
+}
+
+at::Device pick_device(const std::string& name) {
+  if (name == "cpu") return at::kCPU;
+  if (name == "cuda" && !at::hasCUDA()) {
+    throw ConfigError("device: cuda requested but this LibTorch build or machine has no CUDA");
+  }
+  return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+}
+
+// Everything the loop needs, built in the order the header describes.
+struct Session {
+  TrainConfig cfg;
+  at::Device device = at::kCPU;
+  DatasetSplits splits;
+  std::shared_ptr<Tokenizer> tokenizer;
+  std::vector<TokenizedExample> train, validation, test;
+  std::shared_ptr<SequenceModel> model;
+  std::vector<AdapterRef> adapters;
+  std::unique_ptr<Optimizer> optimizer;
+  LrSchedule schedule;
+  int64_t batches_per_epoch = 0, total_steps = 0;
+  bool classification = false;
+};
+
+std::vector<Batch> epoch_batches(const Session& s, const std::vector<TokenizedExample>& data,
+                                 int64_t epoch, bool shuffle) {
+  const auto& c = s.cfg;
+  if (s.classification) {
+    return classification_batches(data, c.batch_size, s.tokenizer->pad_id(), c.seed, epoch, shuffle);
+  }
+  if (c.data_kind == "alpaca") return sft_batches(data, c.batch_size, s.tokenizer->pad_id(), c.seed, epoch, shuffle);
+  return packed_lm_batches(data, c.batch_size, c.max_len, c.seed, epoch, shuffle);
+}
+
+void setup(Session& s, const std::string& run_dir) {
+  auto& c = s.cfg;
+  s.device = pick_device(c.device);
+  // 1. data and its seeded split
+  auto data = load_text_dataset(c.data_kind, c.data_path, c.load);
+  s.splits = split_dataset(data, c.validation_fraction, c.test_fraction, static_cast<uint64_t>(c.seed));
+  s.classification = is_classification(c);
+  if (s.classification && data.label_names.empty()) {
+    throw ConfigError(c.data_kind + ": expected a labelled dataset for classification");
+  }
+  // 2. tokenizer
+  TransformerConfig model_cfg = c.model;
+  if (c.mode == "pretrain") {
+    const std::string own = run_dir + "/tokenizer.model";
+    if (!c.tokenizer_path.empty() || fs::exists(own)) {  // given, or trained before a resume
+      s.tokenizer = std::make_shared<Tokenizer>(
+          Tokenizer::load(c.tokenizer_path.empty() ? own : c.tokenizer_path));
+    } else {
+      std::vector<std::string> texts;
+      for (const auto& e : s.splits.train.examples) texts.push_back(e.prompt + e.text);
+      s.tokenizer = std::make_shared<Tokenizer>(
+          Tokenizer::train(texts, c.tokenizer_vocab, own, c.seed));
+    }
+    model_cfg.vocab_size = s.tokenizer->vocab_size();
+    model_cfg.pad_token_id = s.tokenizer->pad_id();
+  } else {
+    model_cfg = TransformerConfig::from_json(read_json_file(c.base + "/model_config.json"),
+                                             c.base + "/model_config.json");
+    s.tokenizer = std::make_shared<Tokenizer>(
+        Tokenizer::load(c.tokenizer_path.empty() ? c.base + "/tokenizer.model" : c.tokenizer_path));
+    if (s.tokenizer->vocab_size() != model_cfg.vocab_size) {
+      throw ConfigError(s.tokenizer->path() + ": vocabulary of " +
+                        std::to_string(s.tokenizer->vocab_size()) + " pieces, but the model expects " +
+                        std::to_string(model_cfg.vocab_size));
+    }
+  }
+  const int64_t max_len = std::min(c.max_len, model_cfg.max_positions - 2);
+  const bool lm = !s.classification;
+  s.train = tokenize(s.splits.train, *s.tokenizer, max_len, lm);
+  s.validation = tokenize(s.splits.validation, *s.tokenizer, max_len, lm);
+  s.test = tokenize(s.splits.test, *s.tokenizer, max_len, lm);
+  // 3. model (+ base weights, + adapters)
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(c.seed));
+  s.model = make_model(model_cfg, s.classification ? "classification" : "causal_lm",
+                       s.classification ? static_cast<int64_t>(data.label_names.size()) : 0, gen);
+  std::vector<at::Tensor> trainable;
+  if (c.mode == "finetune") {
+    // The classification head is new: every other tensor must come from the base.
+    load_module_state(*s.model, load_tensor_dict(c.base + "/model.pt"), c.base + "/model.pt",
+                      {s.model->head_module()});
+    LoraConfig lora = c.lora;
+    if (lora.modules_to_save.empty() && s.classification) lora.modules_to_save = {s.model->head_module()};
+    s.adapters = attach_lora(*s.model, lora, gen);
+  }
+  s.model->to(s.device);
+  s.adapters = find_adapters(*s.model);  // re-read: .to() may have replaced the tensors
+  for (const auto& p : s.model->parameters()) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  // 4. optimizer: Muon on adapter matrices (finetune) or hidden matrices (pretrain)
+  const std::string name = c.optim.at("name");
+  if (name == "muon" || name == "specgd" || name == "hybrid") {
+    ParamSplit split;
+    if (c.mode == "finetune") {
+      for (const auto& a : s.adapters) split.muon.push_back(a.A), split.muon.push_back(a.B);
+      for (const auto& p : s.model->named_parameters()) {
+        if (p.value().requires_grad() && p.key().find(".lora_") == std::string::npos) split.adamw.push_back(p.value());
+      }
+    } else {
+      for (const auto& p : s.model->named_parameters()) {
+        const bool hidden_matrix = p.value().dim() == 2 && p.key().find("embed") == std::string::npos &&
+                                   p.key().find("lm_head") == std::string::npos;
+        (hidden_matrix ? split.muon : split.adamw).push_back(p.value());
+      }
+    }
+    s.optimizer = make_hybrid(c.optim, std::move(split));
+  } else {
+    s.optimizer = make_optimizer(c.optim, trainable);
+  }
+  // 5. schedule over the whole run
+  s.batches_per_epoch = static_cast<int64_t>(epoch_batches(s, s.train, 0, false).size());
+  if (s.batches_per_epoch == 0) throw ConfigError(c.data_kind + ": no training batches (dataset too small?)");
+  s.total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * s.batches_per_epoch / c.grad_accum;
+  s.total_steps = std::max<int64_t>(1, s.total_steps);
+  s.schedule = make_schedule(c.schedule, s.total_steps);
+}
+
+at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr) {
+  auto ids = b.input_ids.to(s.device), mask = b.attention_mask.to(s.device), labels = b.labels.to(s.device);
+  auto logits = s.model->forward(ids, mask);
+  if (logits_out) *logits_out = logits;
+  if (s.classification) return at::cross_entropy_loss(logits.to(at::kFloat), labels);
+  const int64_t V = logits.size(-1);
+  return at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), labels.reshape({-1}),
+                                {}, at::Reduction::Mean, -100);
+}
+
+json evaluate(Session& s, const std::vector<TokenizedExample>& data, int64_t max_batches) {
+  if (data.empty()) return json::object();  // no held-out split configured
+  at::NoGradGuard no_grad;
+  s.model->eval();
+  double loss_sum = 0, weight = 0, correct = 0, count = 0;
+  auto batches = epoch_batches(s, data, 0, false);
+  int64_t n = 0;
+  for (const auto& b : batches) {
+    if (max_batches > 0 && n++ >= max_batches) break;
+    at::Tensor logits;
+    const double loss = loss_of(s, b, &logits).item<double>();
+    const double w = s.classification ? static_cast<double>(b.labels.size(0))
+                                      : b.labels.ne(-100).sum().item<double>();
+    loss_sum += loss * w;
+    weight += w;
+    if (s.classification) {
+      correct += logits.argmax(-1).cpu().eq(b.labels).sum().item<double>();
+      count += static_cast<double>(b.labels.size(0));
+    }
+  }
+  s.model->train();
+  json out = {{"loss", weight > 0 ? loss_sum / weight : NAN}};
+  if (s.classification) {
+    out["accuracy"] = count > 0 ? correct / count : NAN;
+  } else {
+    out["perplexity"] = std::exp(loss_sum / std::max(weight, 1.0));
+  }
+  return out;
+}
+
+double majority_baseline(const std::vector<TokenizedExample>& data) {
+  std::map<int64_t, int64_t> counts;
+  for (const auto& e : data) counts[e.label]++;
+  int64_t best = 0;
+  for (const auto& [label, n] : counts) best = std::max(best, n);
+  return data.empty() ? NAN : static_cast<double>(best) / static_cast<double>(data.size());
+}
+
+// Global gradient norm; names the first parameter with a non-finite gradient.
+double grad_norm(torch::nn::Module& model, std::string* bad) {
+  double sq = 0;
+  for (const auto& p : model.named_parameters()) {
+    const auto& g = p.value().grad();
+    if (!g.defined()) continue;
+    const double n = g.norm().item<double>();
+    if (!std::isfinite(n) && bad && bad->empty()) *bad = p.key();
+    sq += n * n;
+  }
+  return std::sqrt(sq);
+}
+
+}  // namespace
+
+void validate_train_run(const RunSpec& run) {
+  auto cfg = TrainConfig::from_json(run.config);
+  (void)load_text_dataset(cfg.data_kind, cfg.data_path, cfg.load);
+  if (cfg.mode == "finetune") {
+    for (const char* f : {"/model.pt", "/model_config.json"}) {
+      if (!fs::exists(cfg.base + f)) {
+        throw ConfigError(cfg.base + f + ": not found; `lorascope pretrain` writes it");
+      }
+    }
+  }
+  if (cfg.bf16) throw ConfigError("bf16: autocast is not implemented yet; set bf16=false");
+}
+
+TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume) {
+  Session s;
+  s.cfg = TrainConfig::from_json(run.config);
+  fs::create_directories(run_dir);
+  setup(s, run_dir);
+  const auto& c = s.cfg;
+  write_json_atomic(run_dir + "/config.json", run.config);
+
+  TrainState state;
+  const std::string metrics_path = run_dir + "/metrics.jsonl";
+  if (resume) {
+    if (auto ckpt = latest_checkpoint(run_dir)) {
+      state = load_checkpoint(*ckpt, *s.model, *s.optimizer);
+      truncate_jsonl_after(metrics_path, state.step);
+      std::fprintf(stderr, "%s: resuming from %s (step %lld)\n", c.name.c_str(), ckpt->c_str(),
+                   static_cast<long long>(state.step));
+    } else {
+      std::fprintf(stderr, "%s: no checkpoint to resume from; starting fresh\n", c.name.c_str());
+    }
+  }
+  JsonlWriter metrics(metrics_path, /*append=*/resume && state.step > 0);
+  s.adapters = find_adapters(*s.model);
+  s.model->train();
+
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  Progress progress(c.name, s.total_steps, state.step);
+  json summary = {{"name", c.name}, {"mode", c.mode}, {"optimizer", s.optimizer->name()},
+                  {"trainable_parameters", 0}, {"adapters", static_cast<int64_t>(s.adapters.size())}};
+  int64_t n_trainable = 0;
+  for (const auto& p : s.model->parameters()) n_trainable += p.requires_grad() ? p.numel() : 0;
+  summary["trainable_parameters"] = n_trainable;
+  std::string status = "completed";
+  double window_tokens = 0, last_loss = NAN;
+  auto window_start = std::chrono::steady_clock::now();
+
+  auto log_step = [&](double loss, double gnorm) {
+    const bool log_due = state.step % c.log_every == 0 || state.step == s.total_steps;
+    const bool monitor_due = !s.adapters.empty() && (state.step % c.monitor_every == 0 || state.step == s.total_steps);
+    const bool eval_due = c.eval_every > 0 && state.step % c.eval_every == 0 && state.step > 0;
+    if (!log_due && !monitor_due && !eval_due) return;
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+    json rec = {{"step", state.step}, {"epoch", state.epoch}, {"loss", loss}, {"lr", s.optimizer->lr()},
+                {"grad_norm", gnorm}, {"tokens_per_s", dt > 0 ? window_tokens / dt : 0.0},
+                {"tokens", state.tokens}, {"wall_s", seconds()}};
+    if (monitor_due) rec["adapters"] = adapter_spectra(s.adapters);
+    if (eval_due) rec["eval"] = evaluate(s, s.validation, c.eval_batches);
+    metrics.write(rec);
+    window_tokens = 0;
+    window_start = std::chrono::steady_clock::now();
+  };
+  if (state.step == 0 && !s.adapters.empty()) {
+    metrics.write({{"step", 0}, {"epoch", 0}, {"adapters", adapter_spectra(s.adapters)}, {"wall_s", 0.0}});
+  }
+
+  bool done = state.step >= s.total_steps;
+  for (; !done && state.epoch < std::max<int64_t>(c.epochs, c.max_steps > 0 ? INT64_MAX / 2 : 0); ++state.epoch) {
+    const auto batches = epoch_batches(s, s.train, state.epoch, true);
+    int64_t micro = 0;
+    double accum_loss = 0;
+    for (; state.batch < static_cast<int64_t>(batches.size()); ++state.batch) {
+      const auto& b = batches[state.batch];
+      auto loss = loss_of(s, b) / static_cast<double>(c.grad_accum);
+      loss.backward();
+      accum_loss += loss.item<double>();
+      window_tokens += static_cast<double>(b.num_tokens);
+      state.tokens += static_cast<double>(b.num_tokens);
+      if (++micro < c.grad_accum) continue;
+      micro = 0;
+      std::string bad;
+      const double gnorm = grad_norm(*s.model, &bad);
+      if (!std::isfinite(accum_loss) || !bad.empty()) {
+        const std::string what = !std::isfinite(accum_loss)
+                                     ? "loss is " + std::string(std::isnan(accum_loss) ? "NaN" : "Inf")
+                                     : "gradient of " + bad + " is not finite";
+        if (c.nonfinite == "stop") {
+          status = "diverged";
+          summary["diverged_at_step"] = state.step;
+          summary["message"] = what + " at step " + std::to_string(state.step);
+          done = true;
+          break;
+        }
+        std::fprintf(stderr, "%s: %s at step %lld; step skipped\n", c.name.c_str(), what.c_str(),
+                     static_cast<long long>(state.step));
+        ++state.skipped_steps;
+        s.optimizer->zero_grad();
+        accum_loss = 0;
+        continue;
+      }
+      if (c.clip_norm > 0 && gnorm > c.clip_norm) {
+        at::NoGradGuard no_grad;
+        for (auto& p : s.model->parameters()) {
+          if (p.grad().defined()) p.mutable_grad().mul_(c.clip_norm / (gnorm + 1e-6));
+        }
+      }
+      s.optimizer->set_lr_factor(s.schedule.factor(state.step));
+      s.optimizer->step();
+      s.optimizer->zero_grad();
+      ++state.step;
+      last_loss = accum_loss;
+      accum_loss = 0;
+      log_step(last_loss, gnorm);
+      progress.update(state.step, last_loss,
+                      state.tokens / std::max(seconds(), 1e-9));
+      if (c.checkpoint_every > 0 && state.step % c.checkpoint_every == 0) {
+        TrainState at_boundary = state;
+        ++at_boundary.batch;  // this batch is consumed
+        save_checkpoint(run_dir, *s.model, *s.optimizer, at_boundary);
+      }
+      if (c.halt_at_step > 0 && state.step == c.halt_at_step) {
+        status = "halted";  // as if killed here: no final checkpoint, no summary
+        done = true;
+        break;
+      }
+      if (state.step >= s.total_steps) {
+        done = true;
+        ++state.batch;
+        break;
+      }
+    }
+    if (done) break;
+    state.batch = 0;
+  }
+  progress.finish();
+  if (status == "halted") return {status, summary};
+  const double elapsed = seconds();
+  summary["status"] = status;
+  summary["steps"] = state.step;
+  summary["skipped_steps"] = state.skipped_steps;
+  summary["final_train_loss"] = std::isfinite(last_loss) ? json(last_loss) : json(nullptr);
+  summary["wall_seconds"] = elapsed;
+  summary["tokens_per_second"] = elapsed > 0 ? state.tokens / elapsed : 0.0;
+  if (status == "completed") {
+    save_checkpoint(run_dir, *s.model, *s.optimizer, state);
+    summary["validation"] = evaluate(s, s.validation, 0);
+    summary["test"] = evaluate(s, s.test, 0);
+    if (s.classification) summary["majority_baseline"] = majority_baseline(s.test);
+    if (!s.adapters.empty()) {
+      double mean = 0;
+      for (const auto& a : s.adapters) mean += adapter_stats(a).erank;
+      summary["mean_erank"] = mean / static_cast<double>(s.adapters.size());
+      summary["lora_r"] = c.lora.r;
+    }
+    if (c.mode == "pretrain") {
+      save_tensor_dict(module_state(*s.model), run_dir + "/model.pt");
+      auto mc = s.model->config().to_json();
+      write_json_atomic(run_dir + "/model_config.json", mc);
+    }
+  }
+  write_json_atomic(run_dir + "/summary.json", summary);
+  return {status, summary};
+}
+
+}  // namespace lorascope
