@@ -136,5 +136,29 @@ TEST(TrainerTest, OverfitsATinyBatch) {
   EXPECT_LT(out.summary["final_train_loss"].get<double>(), 0.05) << out.summary.dump();
 }
 
+TEST(TrainerTest, CompareCommandWritesTheReport) {
+  Fixture fx;
+  const auto base = fx.pretrain();
+  auto doc = fx.finetune_doc(base);
+  doc.erase("mode");
+  doc.erase("optim");
+  doc["train"] = {{"max_steps", 6}, {"batch_size", 8}, {"log_every", 2}};
+  doc["runs"] = json::array({{{"name", "muon"}, {"optim.name", "muon"}, {"optim.lr", 0.02}},
+                             {{"name", "adamw"}, {"optim.name", "adamw"}, {"optim.lr", 1e-3}}});
+  const auto config = fx.dir / "compare.json";
+  std::ofstream(config) << doc.dump();
+  const auto out = fx.dir / "compare";
+  const std::string cmd = std::string(LORASCOPE_BINARY) + " --threads 1 compare --config " +
+                          config.string() + " --out " + out.string() + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  for (const char* f : {"report.md", "curves.png", "erank.png", "sv_muon.png", "sv_adamw.png", "index.json"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  std::ifstream md(out / "report.md");
+  std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("| muon"), std::string::npos);
+  EXPECT_NE(text.find("| adamw"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lorascope
