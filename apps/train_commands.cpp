@@ -23,6 +23,7 @@ namespace {
 struct TrainArgs {
   std::string config, out;
   std::vector<std::string> sets;
+  std::string device;
   bool overwrite = false, resume = false, dry_run = false, keys = false;
 };
 
@@ -32,6 +33,8 @@ CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& 
   cmd->add_option("--config", args->config, "JSON config; may describe several runs (runs, grid)");
   cmd->add_option("--out", args->out, "output directory: one subdirectory per run");
   cmd->add_option("--set", args->sets, "override a key, e.g. --set optim.lr=1e-3 (repeatable)");
+  cmd->add_option("--device", args->device, "auto | cpu | cuda (same as --set device=...)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--overwrite", args->overwrite, "replace existing run directories");
   cmd->add_flag("--resume", args->resume, "continue each run from its newest checkpoint");
   cmd->add_flag("--dry-run", args->dry_run, "print the resolved runs and exit");
@@ -64,6 +67,7 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
   }
   auto sets = a.sets;
   sets.insert(sets.begin(), "mode=" + mode);
+  if (!a.device.empty()) sets.push_back("device=" + a.device);
   auto runs = resolve_runs(a.config, sets, train_schema(), check_train_config);
   if (a.dry_run) {
     for (const auto& r : runs) std::printf("%s\n%s\n", r.name.c_str(), r.config.dump(2).c_str());

@@ -20,43 +20,18 @@ import re
 import sys
 from pathlib import Path
 
+import run_files
+from run_files import NAN, InputError, load_metrics, num, read_json, warn
+
+run_files.PROG = "plot_runs.py"
+
 import matplotlib
 matplotlib.use("Agg")  # headless: lorascope runs this without a display
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
-NAN = float("nan")
 DPI = 120
 
-
-class InputError(Exception):
-    def __init__(self, path, what):
-        super().__init__(f"plot_runs.py: {path}: {what}")
-
-
-def warn(msg):
-    print(f"plot_runs.py: warning: {msg}", file=sys.stderr)
-
-
-def read_json(path, what):
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(path, f"missing (expected {what})")
-    except OSError as e:
-        raise InputError(path, f"unreadable ({e.strerror})")
-    try:
-        obj = json.loads(text)
-    except ValueError as e:
-        raise InputError(path, f"malformed JSON, expected {what} ({e})")
-    if not isinstance(obj, dict):
-        raise InputError(path, f"expected a JSON object ({what})")
-    return obj
-
-
-def num(x):
-    # The C++ writer emits null for NaN/inf; treat anything non-numeric as a gap.
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else NAN
 
 
 def as_int(x, default):
@@ -68,28 +43,6 @@ def columns(rows):
     k = max((len(r) for r in rows if isinstance(r, list)), default=0)
     return [[num(r[i]) if isinstance(r, list) and i < len(r) else NAN for r in rows] for i in range(k)]
 
-
-def load_metrics(path):
-    if not path.is_file():
-        raise InputError(path, "missing (expected one JSON metrics object per line)")
-    recs = []
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                # A killed run can leave a half-written last line.
-                warn(f"{path}:{lineno}: skipping unparsable line")
-                continue
-            if not isinstance(rec, dict) or not isinstance(rec.get("step"), (int, float)):
-                warn(f"{path}:{lineno}: skipping line without a numeric 'step'")
-                continue
-            recs.append(rec)
-    if not recs:
-        raise InputError(path, "no parseable metric lines (expected JSON objects with 'step')")
-    return recs
 
 
 def load_run(d, name=None):

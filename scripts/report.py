@@ -18,42 +18,19 @@ import shlex
 import sys
 from pathlib import Path
 
+import run_files
+from run_files import NAN, InputError, load_metrics, num, read_json, warn
+
+run_files.PROG = "report.py"
+
 import matplotlib
 matplotlib.use("Agg")  # headless: lorascope runs this without a display
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
-NAN = float("nan")
 DPI = 110
 
-
-class InputError(Exception):
-    def __init__(self, path, what):
-        super().__init__(f"report.py: {path}: {what}")
-
-
-def warn(msg):
-    print(f"report.py: warning: {msg}", file=sys.stderr)
-
-
-def read_json(path, what):
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, f"missing (expected {what})")
-    except OSError as e:
-        raise InputError(path, f"unreadable ({e.strerror})")
-    except ValueError as e:
-        raise InputError(path, f"malformed JSON, expected {what} ({e})")
-    if not isinstance(obj, dict):
-        raise InputError(path, f"expected a JSON object ({what})")
-    return obj
-
-
-def num(x):
-    # The C++ writer emits null for NaN/inf; treat anything non-numeric as a gap.
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else NAN
 
 
 def sub(d, key):
@@ -65,27 +42,6 @@ def last(vals):
     return next((v for v in reversed(vals) if math.isfinite(v)), NAN)
 
 
-def load_metrics(path):
-    if not path.is_file():
-        raise InputError(path, "missing (expected one JSON metrics object per line)")
-    recs = []
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:  # a killed run can leave a half-written last line
-                warn(f"{path}:{lineno}: skipping unparsable line")
-                continue
-            if not isinstance(rec, dict) or not isinstance(rec.get("step"), (int, float)):
-                warn(f"{path}:{lineno}: skipping line without a numeric 'step'")
-                continue
-            recs.append(rec)
-    if not recs:
-        warn(f"{path}: no metric lines; the run has no curves")
-    return recs
-
 
 def load_run(d, entry):
     cfg = read_json(d / "config.json", "the run's resolved config")
@@ -95,7 +51,7 @@ def load_run(d, entry):
             summary = read_json(d / "summary.json", "run summary")
         except InputError as e:
             warn(f"{e}; ignoring it")
-    recs = load_metrics(d / "metrics.jsonl")
+    recs = load_metrics(d / "metrics.jsonl", required=False)
     optim, lora = sub(cfg, "optim"), sub(cfg, "lora")
     run = {"name": str(entry.get("name") or cfg.get("name") or d.name), "dir": d, "summary": summary,
            "optim": optim, "overrides": entry.get("overrides"), "loss": [], "eval": [], "adapters": {},

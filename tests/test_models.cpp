@@ -14,25 +14,14 @@
 #include "models/llama.h"
 #include "models/roberta.h"
 #include "models/sequence_model.h"
+#include "model_fixtures.h"
 #include "models/transformer_config.h"
 #include "models/transformer_layers.h"
 
 namespace lorascope {
 namespace {
 
-TransformerConfig tiny(const std::string& arch) {
-  TransformerConfig c;
-  c.arch = arch;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = arch == "llama" ? 2 : 4;
-  c.intermediate_size = 24;
-  c.max_positions = 40;
-  c.pad_token_id = arch == "llama" ? 0 : 1;
-  return c;
-}
+TransformerConfig tiny(const std::string& arch) { return fixtures::tiny_config(arch); }
 
 std::shared_ptr<SequenceModel> build(const TransformerConfig& c, const std::string& head, int64_t labels,
                                      uint64_t seed, at::ScalarType dtype = at::kDouble) {
