@@ -12,6 +12,7 @@
 #include "models/sequence_model.h"
 #include "optim/state_io.h"
 #include "trainer/adapter_monitor.h"
+#include "trainer/autocast_guard.h"
 #include "trainer/checkpoint.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/optimizer_factory.h"
@@ -152,7 +153,11 @@ void setup(Session& s, const std::string& run_dir) {
 
 at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr) {
   auto ids = b.input_ids.to(s.device), mask = b.attention_mask.to(s.device), labels = b.labels.to(s.device);
-  auto logits = s.model->forward(ids, mask);
+  at::Tensor logits;
+  {
+    AutocastGuard autocast(s.device.type(), s.cfg.bf16);  // forward only, as torch.autocast
+    logits = s.model->forward(ids, mask);
+  }
   if (logits_out) *logits_out = logits;
   if (s.classification) return at::cross_entropy_loss(logits.to(at::kFloat), labels);
   const int64_t V = logits.size(-1);
@@ -223,7 +228,6 @@ void validate_train_run(const RunSpec& run) {
       }
     }
   }
-  if (cfg.bf16) throw ConfigError("bf16: autocast is not implemented yet; set bf16=false");
 }
 
 TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume) {

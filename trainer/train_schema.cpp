@@ -26,7 +26,7 @@ ConfigSchema build() {
   s.string("mode", "finetune", {"pretrain", "finetune"}, "full training of a base model, or LoRA");
   non_negative(s, "seed", 0, "seeds initialization, data split and data order");
   s.string("device", "auto", {"cpu", "cuda", "auto"}, "auto = cuda when LibTorch has it");
-  s.boolean("bf16", false, "bf16 autocast on CUDA (ignored on CPU)");
+  s.boolean("bf16", false, "bf16 autocast of the forward pass (CUDA, or CPU where supported)");
   s.string("model.arch", "llama", {"llama", "roberta"}, "pretrain: architecture");
   positive(s, "model.hidden_size", 128, "pretrain: width");
   positive(s, "model.num_layers", 4, "pretrain: layers");
