@@ -90,12 +90,31 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
   int code = 0;
   for (const auto& r : runs) {
     const fs::path dir = fs::path(a.out) / r.name;
-    if (fs::exists(dir) && a.overwrite && !a.resume) fs::remove_all(dir);
-    auto outcome = run_train(r, dir.string(), a.resume);
+    // --overwrite: the old run is moved aside and only deleted once the new one has started.
+    fs::path aside;
+    if (fs::exists(dir) && a.overwrite && !a.resume) {
+      aside = dir.string() + ".replaced";
+      fs::remove_all(aside);
+      fs::rename(dir, aside);
+    }
+    TrainOutcome outcome;
+    try {
+      outcome = run_train(r, dir.string(), a.resume);
+    } catch (...) {
+      if (!aside.empty() && !fs::exists(dir)) fs::rename(aside, dir);
+      throw;
+    }
+    if (!aside.empty()) fs::remove_all(aside);
     index["runs"].push_back({{"name", r.name}, {"dir", r.name}, {"overrides", r.overrides},
                              {"status", outcome.status}});
     write_json_atomic((fs::path(a.out) / "index.json").string(), index);
     const auto& s = outcome.summary;
+    if (outcome.status == "halted") {
+      std::fprintf(stderr, "lorascope: run %s: halted at train.halt_at_step (resume with --resume)\n",
+                   r.name.c_str());
+      code = 3;
+      continue;
+    }
     if (outcome.status != "completed") {
       std::fprintf(stderr, "lorascope: run %s: %s; stopped this run\n", r.name.c_str(),
                    s.value("message", std::string("diverged")).c_str());

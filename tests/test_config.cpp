@@ -77,6 +77,7 @@ TEST(ConfigTest, EveryBadInputNamesTheKeyAndWhatWasExpected) {
       {R"({"optim": {"nesterov": true}})", {}, "optim.nesterov: expected optim.momentum > 0"},
       {R"({"optim": {"beta": -1e-8}})", {}, "optim.beta: expected a number >= 0"},
       {"[1, 2]", {}, "expected a JSON object at the top level"},
+      {"{}", {"train.steps=1e17"}, "train.steps: expected an integer <= 1e12, got 1e+17"},
   };
   for (const auto& c : cases) {
     try {

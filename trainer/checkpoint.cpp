@@ -78,8 +78,13 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir
 }  // namespace
 
 void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainState& state, int keep) {
+                     const TrainState& state, const json& config, int keep) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (fs::exists(root)) {  // temporaries of a save that was killed
+    for (const auto& entry : fs::directory_iterator(root)) {
+      if (entry.path().filename().string().rfind(".tmp_", 0) == 0) fs::remove_all(entry.path());
+    }
+  }
   const fs::path final_dir = root / ("step_" + std::to_string(state.step));
   const fs::path tmp = root / (".tmp_step_" + std::to_string(state.step));
   fs::remove_all(tmp);
@@ -87,6 +92,7 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const
   save_tensor_dict(module_state(model), (tmp / "model.pt").string());
   save_tensor_dict(optimizer.state_dict(), (tmp / "optimizer.pt").string());
   json st = state.to_json();
+  if (!config.is_null()) st["config"] = config;
   // The default CPU generator drives dropout; its state makes the resumed trajectory identical.
   auto gen_state = at::detail::getDefaultCPUGenerator().get_state();
   save_tensor_dict({{"cpu_generator", gen_state}}, (tmp / "rng.pt").string());

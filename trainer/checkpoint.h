@@ -31,8 +31,10 @@ TensorDict module_state(torch::nn::Module& module);
 void load_module_state(torch::nn::Module& module, const TensorDict& state, const std::string& where,
                        const std::vector<std::string>& allow_missing_prefixes = {});
 
+// config (the resolved run config) is stored in state.json so that --resume can refuse a
+// checkpoint written under other settings.
 void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainState& state, int keep = 2);
+                     const TrainState& state, const nlohmann::json& config = nullptr, int keep = 2);
 // The newest complete checkpoint directory, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 TrainState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer);

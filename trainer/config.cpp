@@ -18,7 +18,8 @@ KeySpec& ConfigSchema::number(const std::string& key, json def, const std::strin
   return add({key, ValueType::Number, std::move(def), {}, {}, false, {}, doc});
 }
 KeySpec& ConfigSchema::integer(const std::string& key, json def, const std::string& doc) {
-  return add({key, ValueType::Integer, std::move(def), {}, {}, false, {}, doc});
+  // A ceiling keeps products of counts (epochs x batches, ...) far from int64 overflow.
+  return add({key, ValueType::Integer, std::move(def), {}, 1e12, false, {}, doc});
 }
 KeySpec& ConfigSchema::boolean(const std::string& key, bool def, const std::string& doc) {
   return add({key, ValueType::Bool, def, {}, {}, false, {}, doc});
@@ -76,6 +77,11 @@ std::string fmt_number(double v) {
 
 std::string range_text(const KeySpec& k) {
   std::string what = type_name(k.type);
+  if (k.max && *k.max >= 1e12) {  // the generic integer ceiling is not worth mentioning
+    KeySpec open = k;
+    open.max.reset();
+    return range_text(open);
+  }
   if (k.min && k.max) {
     what += std::string(" in ") + (k.min_exclusive ? "(" : "[") + fmt_number(*k.min) + ", " +
             fmt_number(*k.max) + "]";
@@ -147,6 +153,9 @@ void ConfigSchema::check(const std::string& key, const json& value, const std::s
                                                 x.get<std::string>()) != k->choices.end());
            });
       break;
+  }
+  if (!ok && k->type == ValueType::Integer && value.is_number() && value.get<double>() > 1e12) {
+    throw ConfigError(where + ": " + key + ": expected an integer <= 1e12, got " + value.dump());
   }
   if (!ok) {
     std::string what = range_text(*k);

@@ -5,7 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "data/batching.h"
 #include "data/matrix_json.h"
@@ -146,7 +149,8 @@ void setup(Session& s, const std::string& run_dir) {
   // 5. schedule over the whole run
   s.batches_per_epoch = static_cast<int64_t>(epoch_batches(s, s.train, 0, false).size());
   if (s.batches_per_epoch == 0) throw ConfigError(c.data_kind + ": no training batches (dataset too small?)");
-  s.total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * s.batches_per_epoch / c.grad_accum;
+  // Steps per epoch round down: the micro-batches left over at an epoch's end are dropped.
+  s.total_steps = c.max_steps > 0 ? c.max_steps : c.epochs * (s.batches_per_epoch / c.grad_accum);
   s.total_steps = std::max<int64_t>(1, s.total_steps);
   s.schedule = make_schedule(c.schedule, s.total_steps);
 }
@@ -161,6 +165,9 @@ at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr)
   if (logits_out) *logits_out = logits;
   if (s.classification) return at::cross_entropy_loss(logits.to(at::kFloat), labels);
   const int64_t V = logits.size(-1);
+  // A batch whose every label is masked (an SFT prompt longer than max_len) has no loss; a mean
+  // over zero targets would be NaN and read as divergence.
+  if (labels.ne(-100).sum().item<int64_t>() == 0) return logits.sum() * 0.0;
   return at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), labels.reshape({-1}),
                                 {}, at::Reduction::Mean, -100);
 }
@@ -178,6 +185,7 @@ json evaluate(Session& s, const std::vector<TokenizedExample>& data, int64_t max
     const double loss = loss_of(s, b, &logits).item<double>();
     const double w = s.classification ? static_cast<double>(b.labels.size(0))
                                       : b.labels.ne(-100).sum().item<double>();
+    if (w == 0) continue;
     loss_sum += loss * w;
     weight += w;
     if (s.classification) {
@@ -233,8 +241,22 @@ void validate_train_run(const RunSpec& run) {
 TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume) {
   Session s;
   s.cfg = TrainConfig::from_json(run.config);
-  fs::create_directories(run_dir);
-  setup(s, run_dir);
+  // Dropout draws from the global CPU generator: seed it per run, so a run's config.json alone
+  // reproduces it (also when it ran second in a compare).
+  {
+    at::Generator global = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(global.mutex());
+    global.set_current_seed(static_cast<uint64_t>(s.cfg.seed));
+  }
+  const bool existed = fs::exists(run_dir);
+  try {
+    fs::create_directories(run_dir);
+    setup(s, run_dir);
+  } catch (const std::runtime_error& e) {
+    if (!existed) fs::remove_all(run_dir);  // bad input leaves nothing behind
+    if (dynamic_cast<const ConfigError*>(&e)) throw;
+    throw ConfigError(e.what());
+  }
   const auto& c = s.cfg;
   write_json_atomic(run_dir + "/config.json", run.config);
 
@@ -242,6 +264,15 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   const std::string metrics_path = run_dir + "/metrics.jsonl";
   if (resume) {
     if (auto ckpt = latest_checkpoint(run_dir)) {
+      const auto saved = read_json_file(*ckpt + "/state.json");
+      json now = run.config, then = saved.value("config", json());
+      for (auto* j : {&now, &then}) {
+        if (j->contains("train")) (*j)["train"].erase("halt_at_step");  // a test-only key
+      }
+      if (!then.is_null() && then != now) {
+        throw ConfigError(*ckpt + ": the checkpoint was written with another config; resume "
+                          "with the run's own config.json or start a new run");
+      }
       state = load_checkpoint(*ckpt, *s.model, *s.optimizer);
       truncate_jsonl_after(metrics_path, state.step);
       std::fprintf(stderr, "%s: resuming from %s (step %lld)\n", c.name.c_str(), ckpt->c_str(),
@@ -337,7 +368,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       if (c.checkpoint_every > 0 && state.step % c.checkpoint_every == 0) {
         TrainState at_boundary = state;
         ++at_boundary.batch;  // this batch is consumed
-        save_checkpoint(run_dir, *s.model, *s.optimizer, at_boundary);
+        save_checkpoint(run_dir, *s.model, *s.optimizer, at_boundary, run.config);
       }
       if (c.halt_at_step > 0 && state.step == c.halt_at_step) {
         status = "halted";  // as if killed here: no final checkpoint, no summary
@@ -351,6 +382,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       }
     }
     if (done) break;
+    s.optimizer->zero_grad();  // leftover micro-batches (fewer than grad_accum) take no step
     state.batch = 0;
   }
   progress.finish();
@@ -363,7 +395,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   summary["wall_seconds"] = elapsed;
   summary["tokens_per_second"] = elapsed > 0 ? state.tokens / elapsed : 0.0;
   if (status == "completed") {
-    save_checkpoint(run_dir, *s.model, *s.optimizer, state);
+    save_checkpoint(run_dir, *s.model, *s.optimizer, state, run.config);
     summary["validation"] = evaluate(s, s.validation, 0);
     summary["test"] = evaluate(s, s.test, 0);
     if (s.classification) summary["majority_baseline"] = majority_baseline(s.test);
