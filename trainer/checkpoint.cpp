@@ -17,7 +17,7 @@ using nlohmann::json;
 
 json TrainState::to_json() const {
   return {{"step", step}, {"epoch", epoch}, {"batch", batch}, {"skipped_steps", skipped_steps},
-          {"tokens", tokens}};
+          {"tokens", tokens}, {"seconds", seconds}, {"last_loss", last_loss}};
 }
 
 TrainState TrainState::from_json(const json& j) {
@@ -27,6 +27,8 @@ TrainState TrainState::from_json(const json& j) {
   s.batch = j.at("batch");
   s.skipped_steps = j.at("skipped_steps");
   s.tokens = j.at("tokens");
+  s.seconds = j.value("seconds", 0.0);
+  s.last_loss = j.value("last_loss", 0.0);
   return s;
 }
 

@@ -21,6 +21,8 @@ struct TrainState {
   int64_t batch = 0;           // micro-batches of this epoch already consumed
   int64_t skipped_steps = 0;   // steps skipped for non-finite values
   double tokens = 0;           // tokens trained on so far
+  double seconds = 0;          // wall time of the run so far (summary rates stay right on resume)
+  double last_loss = 0;        // loss of the last step (summary of a run resumed when complete)
   nlohmann::json to_json() const;
   static TrainState from_json(const nlohmann::json& j);
 };

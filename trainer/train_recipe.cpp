@@ -286,7 +286,10 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   s.model->train();
 
   const auto start = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const double seconds_before = state.seconds;  // wall time of the run before a resume
+  auto seconds = [&] {
+    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   Progress progress(c.name, s.total_steps, state.step);
   json summary = {{"name", c.name}, {"mode", c.mode}, {"optimizer", s.optimizer->name()},
                   {"trainable_parameters", 0}, {"adapters", static_cast<int64_t>(s.adapters.size())}};
@@ -294,7 +297,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   for (const auto& p : s.model->parameters()) n_trainable += p.requires_grad() ? p.numel() : 0;
   summary["trainable_parameters"] = n_trainable;
   std::string status = "completed";
-  double window_tokens = 0, last_loss = NAN;
+  double window_tokens = 0, last_loss = state.step > 0 ? state.last_loss : NAN;
   auto window_start = std::chrono::steady_clock::now();
 
   auto log_step = [&](double loss, double gnorm) {
@@ -368,6 +371,8 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       if (c.checkpoint_every > 0 && state.step % c.checkpoint_every == 0) {
         TrainState at_boundary = state;
         ++at_boundary.batch;  // this batch is consumed
+        at_boundary.seconds = seconds();
+        at_boundary.last_loss = last_loss;
         save_checkpoint(run_dir, *s.model, *s.optimizer, at_boundary, run.config);
       }
       if (c.halt_at_step > 0 && state.step == c.halt_at_step) {
@@ -395,6 +400,8 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   summary["wall_seconds"] = elapsed;
   summary["tokens_per_second"] = elapsed > 0 ? state.tokens / elapsed : 0.0;
   if (status == "completed") {
+    state.seconds = elapsed;
+    state.last_loss = last_loss;
     save_checkpoint(run_dir, *s.model, *s.optimizer, state, run.config);
     summary["validation"] = evaluate(s, s.validation, 0);
     summary["test"] = evaluate(s, s.test, 0);
