@@ -1,7 +1,4 @@
 // lorascope pretrain | finetune | compare: the transformer recipes (trainer/train_recipe.h).
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -9,6 +6,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/python_script.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/train_recipe.h"
 #include "trainer/train_schema.h"
@@ -40,23 +38,6 @@ CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& 
   cmd->add_flag("--dry-run", args->dry_run, "print the resolved runs and exit");
   cmd->add_flag("--keys", args->keys, "list every config key with its default and exit");
   return cmd;
-}
-
-int run_python(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_s = {"/usr/bin/python3"};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 // Resolves, validates every run before writing, then trains them in order.
@@ -156,10 +137,9 @@ Command add_compare_command(CLI::App& app) {
   return [args]() -> int {
     const int code = train_runs(*args, "finetune", "compare");
     if (args->dry_run || args->keys) return code;
-    const std::string script = std::string(LORASCOPE_SOURCE_DIR) + "/scripts/report.py";
-    const int report = run_python({script, args->out});
+    const int report = run_python_script("report.py", {args->out});
     if (report != 0) {
-      std::fprintf(stderr, "lorascope: compare: report failed (%s exited %d)\n", script.c_str(), report);
+      std::fprintf(stderr, "lorascope: compare: report failed (report.py exited %d)\n", report);
       return code != 0 ? code : 1;
     }
     std::fprintf(stderr, "report: %s/report.md\n", args->out.c_str());

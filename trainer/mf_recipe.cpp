@@ -7,6 +7,7 @@
 
 #include "data/matrix_json.h"
 #include "models/spectral_stats.h"
+#include "trainer/device.h"
 #include "trainer/mf_monitor.h"
 #include "trainer/optimizer_factory.h"
 
@@ -15,15 +16,6 @@ namespace lorascope {
 using nlohmann::json;
 
 namespace {
-
-at::Device pick_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  const bool has_cuda = at::hasCUDA();
-  if (name == "cuda" && !has_cuda) {
-    throw ConfigError("device: cuda requested but this LibTorch build or machine has no CUDA");
-  }
-  return has_cuda ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-}
 
 std::vector<at::Tensor> load_factors(const MFConfig& cfg) {
   const auto j = read_json_file(cfg.init_file);

@@ -17,6 +17,7 @@
 #include "trainer/adapter_monitor.h"
 #include "trainer/autocast_guard.h"
 #include "trainer/checkpoint.h"
+#include "trainer/device.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/optimizer_factory.h"
 #include "trainer/progress.h"
@@ -32,14 +33,6 @@ namespace {
 bool is_classification(const TrainConfig& cfg) {
   return cfg.mode == "finetune" &&
          (cfg.data_kind == "spam_assassin" || cfg.data_kind == "brown" || cfg.data_kind == "glue_tsv");
-}
-
-at::Device pick_device(const std::string& name) {
-  if (name == "cpu") return at::kCPU;
-  if (name == "cuda" && !at::hasCUDA()) {
-    throw ConfigError("device: cuda requested but this LibTorch build or machine has no CUDA");
-  }
-  return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
 }
 
 // Everything the loop needs, built in the order the header describes.
