@@ -41,7 +41,7 @@ std::vector<double> to_vector(const at::Tensor& t) {
 namespace {
 // R factor of the thin QR when it is smaller than M (tall M); M itself otherwise.
 at::Tensor compress_rows(const at::Tensor& M) {
-  if (M.size(0) <= M.size(1)) return M;
+  if (M.size(-2) <= M.size(-1)) return M;
   return std::get<1>(at::linalg_qr(M, "r"));
 }
 
@@ -87,18 +87,22 @@ at::Tensor chain_singular_values(const std::vector<at::Tensor>& factors) {
   return chain_singular_values_reference(factors);
 }
 
-at::Tensor chain_singular_values_reference(const std::vector<at::Tensor>& factors) {
+at::Tensor chain_singular_values_on_device(const std::vector<at::Tensor>& factors) {
   if (factors.empty()) throw std::invalid_argument("chain_singular_values: no factors");
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> f;
   f.reserve(factors.size());
   for (const auto& t : factors) f.push_back(t.detach().to(at::kDouble));
-  if (f.size() == 1) return at::linalg_svdvals(compress_rows(f[0])).cpu();
-  at::Tensor core = compress_rows(f.front());                  // (k0, r0)
+  if (f.size() == 1) return at::linalg_svdvals(compress_rows(f[0]));
+  at::Tensor core = compress_rows(f.front());                  // (..., k0, r0)
   for (size_t i = 1; i + 1 < f.size(); ++i) core = at::matmul(core, f[i]);
-  at::Tensor right = compress_rows(f.back().t()).t();          // (r, k1)
+  at::Tensor right = compress_rows(f.back().transpose(-2, -1)).transpose(-2, -1);  // (..., r, k1)
   core = at::matmul(core, right);
-  return at::linalg_svdvals(core).cpu();
+  return at::linalg_svdvals(core);
+}
+
+at::Tensor chain_singular_values_reference(const std::vector<at::Tensor>& factors) {
+  return chain_singular_values_on_device(factors).cpu();
 }
 
 SpectralStats chain_stats(const std::vector<at::Tensor>& factors) {

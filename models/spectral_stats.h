@@ -27,6 +27,9 @@ double effective_rank(const std::vector<double>& sv);
 // algorithm in ATen ops (any device or dtype), which tests compare it with.
 at::Tensor chain_singular_values(const std::vector<at::Tensor>& factors);
 at::Tensor chain_singular_values_reference(const std::vector<at::Tensor>& factors);
+// The same on the factors' device, float64, batched over leading dimensions (factors of shape
+// (..., m, r), (..., r, n)): all adapters of one shape in a few kernel launches.
+at::Tensor chain_singular_values_on_device(const std::vector<at::Tensor>& factors);
 SpectralStats chain_stats(const std::vector<at::Tensor>& factors);
 // Stats of one explicit matrix (a factor).
 SpectralStats matrix_stats(const at::Tensor& M);

@@ -35,6 +35,9 @@ struct MuonOptions {
   OrthoOptions ortho{OrthoKind::NewtonSchulz, 0.0, 5};
   LrScaling lr_scaling = LrScaling::None;
   double weight_decay = 0.0;  // decoupled
+  // Same-shape matrices are stacked and orthogonalized as one batch (a few kernel launches per
+  // shape instead of a loop over parameters); false keeps the per-parameter loop (benchmarks).
+  bool grouped = true;
 };
 
 // The update direction T(D_t), advancing the momentum buffer in place (undefined buffer =
@@ -50,6 +53,9 @@ class Muon : public Optimizer {
   const MuonOptions& options() const { return options_; }
 
  private:
+  void step_one(size_t i);
+  void step_group(const std::vector<size_t>& members);
+
   MuonOptions options_;
   std::vector<at::Tensor> momentum_;
 };

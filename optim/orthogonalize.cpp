@@ -56,18 +56,42 @@ at::Tensor newton_schulz(const at::Tensor& M, int steps, double eps) {
   const double a = 3.4445, b = -4.7750, c = 2.0315;
   // bf16 on CUDA as in practical Muon; CPU keeps float32/64 (CPU bf16 matmuls are slow and
   // would only add error).
-  auto X = M.is_cuda() ? M.to(at::kBFloat16) : M.clone();
   const bool tall = M.size(-2) > M.size(-1);
+  auto X = M.reshape({-1, M.size(-2), M.size(-1)});  // one batch dimension for bmm
   if (tall) X = X.transpose(-2, -1);
+  X = M.is_cuda() ? X.to(at::kBFloat16) : X.clone();
   X = X / (at::linalg_vector_norm(X, 2, {-2, -1}, /*keepdim=*/true) + eps);
+  // Three fused products per iteration: A = X X^T, B = b A + c A A, X = a X + B X.
   for (int k = 0; k < steps; ++k) {
-    auto A = at::matmul(X, X.transpose(-2, -1));  // (..., small, small)
-    auto B = b * A + c * at::matmul(A, A);
-    X = a * X + at::matmul(B, X);
+    auto A = at::bmm(X, X.transpose(-2, -1));
+    auto B = at::baddbmm(A, A, A, /*beta=*/b, /*alpha=*/c);
+    X = at::baddbmm(X, B, X, /*beta=*/a, /*alpha=*/1.0);
   }
   if (tall) X = X.transpose(-2, -1);
-  return X.to(M.scalar_type()).contiguous();
+  return X.to(M.scalar_type()).reshape(M.sizes()).contiguous();
 }
+
+namespace {
+
+// A CPU batch of small matrices: the Eigen kernel on each (as for a single matrix).
+template <typename Kernel>
+at::Tensor per_matrix_cpu(const at::Tensor& M, Kernel kernel) {
+  auto flat = M.reshape({-1, M.size(-2), M.size(-1)}).contiguous();
+  auto out = at::empty_like(flat);
+  for (int64_t k = 0; k < flat.size(0); ++k) {
+    auto slot = out.select(0, k);
+    kernel(flat.select(0, k), slot);
+  }
+  return out.reshape(M.sizes());
+}
+
+bool small_cpu_batch(const at::Tensor& M) {
+  if (M.dim() <= 2 || M.numel() == 0) return false;
+  // eligible() looks at one matrix: dtype, device and the smaller side.
+  return small::eligible(at::empty({M.size(-2), M.size(-1)}, M.options()));
+}
+
+}  // namespace
 
 at::Tensor orthogonalize(const at::Tensor& M, const OrthoOptions& options) {
   const bool fast = small::eligible(M);
@@ -76,12 +100,22 @@ at::Tensor orthogonalize(const at::Tensor& M, const OrthoOptions& options) {
     case OrthoKind::Smoothed: {
       const double beta = options.kind == OrthoKind::Exact ? 0.0 : options.beta;
       if (beta < 0) throw std::invalid_argument("orthogonalize: beta must be >= 0");
+      if (small_cpu_batch(M)) {
+        return per_matrix_cpu(M, [&](const at::Tensor& m, at::Tensor& o) {
+          small::spectral_map(m, beta, o);
+        });
+      }
       if (!fast) return spectral_map_reference(M, beta);
       auto out = at::empty_like(M, at::MemoryFormat::Contiguous);
       small::spectral_map(M, beta, out);
       return out;
     }
     case OrthoKind::NewtonSchulz: {
+      if (small_cpu_batch(M)) {
+        return per_matrix_cpu(M, [&](const at::Tensor& m, at::Tensor& o) {
+          small::newton_schulz(m, options.ns_steps, options.ns_eps, o);
+        });
+      }
       if (!fast) return newton_schulz(M, options.ns_steps, options.ns_eps);
       auto out = at::empty_like(M, at::MemoryFormat::Contiguous);
       small::newton_schulz(M, options.ns_steps, options.ns_eps, out);

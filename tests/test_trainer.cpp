@@ -32,6 +32,28 @@ TEST(AdapterMonitorTest, SingularValuesEqualFullSvdOfScaledDeltaW) {
   EXPECT_EQ(adapter_stats(a).fro, 0.0);
 }
 
+TEST(AdapterMonitorTest, BatchedPathEqualsPerAdapterPath) {
+  // Mixed shapes (three groups, one of a single adapter) and scalings: the stacked batch must
+  // give each adapter its own values, in adapter order.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  std::vector<AdapterRef> adapters;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{30, 40}, {12, 40}, {30, 40}, {30, 40}, {12, 40}, {9, 5}};
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    adapters.push_back({"a" + std::to_string(i), at::randn({4, shapes[i].second}, gen, at::kFloat),
+                        at::randn({shapes[i].first, 4}, gen, at::kFloat), 0.5 + static_cast<double>(i)});
+  }
+  const auto looped = adapter_singular_values(adapters, false);
+  const auto batched = adapter_singular_values(adapters, true);
+  ASSERT_EQ(batched.size(), adapters.size());
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    ASSERT_EQ(batched[i].size(), looped[i].size()) << i;
+    for (size_t k = 0; k < looped[i].size(); ++k) {
+      EXPECT_NEAR(batched[i][k], looped[i][k], 1e-10 * looped[i][0]) << i << "," << k;
+    }
+  }
+  EXPECT_EQ(batched[5].size(), 4u);
+}
+
 // A deterministic toy language: enough structure for a 2-layer model to learn in seconds.
 struct Fixture {
   fs::path dir;

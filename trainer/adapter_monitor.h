@@ -13,6 +13,11 @@
 namespace lorascope {
 
 SpectralStats adapter_stats(const AdapterRef& adapter);
+// Every adapter's singular values (scaled by |scaling|), in adapter order. CPU adapters take the
+// per-adapter Eigen path; on an accelerator, adapters of equal shapes are stacked and solved as
+// one batch, and all values cross to the host in one transfer.
+std::vector<std::vector<double>> adapter_singular_values(const std::vector<AdapterRef>& adapters,
+                                                         bool batched);
 // {"<adapter name>": {"sv": [...], "erank": .., "stable_rank": .., "fro": ..}, ...}
 nlohmann::json adapter_spectra(const std::vector<AdapterRef>& adapters);
 
