@@ -23,20 +23,31 @@ void AdamW::step() {
   ++step_;
   const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
+  // The update of torch.optim.AdamW, as foreach kernels over every parameter with a gradient
+  // (one launch per operation instead of one per operation and parameter on a GPU).
+  std::vector<at::Tensor> params, grads, m, v;
   for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i];
-    const auto& g = p.grad();
+    const auto& g = params_[i].grad();
     if (!g.defined()) continue;
     if (!exp_avg_[i].defined()) {
-      exp_avg_[i] = at::zeros_like(p, at::MemoryFormat::Preserve);
-      exp_avg_sq_[i] = at::zeros_like(p, at::MemoryFormat::Preserve);
+      exp_avg_[i] = at::zeros_like(params_[i], at::MemoryFormat::Preserve);
+      exp_avg_sq_[i] = at::zeros_like(params_[i], at::MemoryFormat::Preserve);
     }
-    if (options_.weight_decay != 0.0) p.mul_(1.0 - lr_ * options_.weight_decay);
-    exp_avg_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
-    exp_avg_sq_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
-    auto denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bias_correction2)).add_(options_.eps);
-    p.addcdiv_(exp_avg_[i], denom, -lr_ / bias_correction1);
+    params.push_back(params_[i]);
+    grads.push_back(g);
+    m.push_back(exp_avg_[i]);
+    v.push_back(exp_avg_sq_[i]);
   }
+  if (params.empty()) return;
+  if (options_.weight_decay != 0.0) at::_foreach_mul_(params, 1.0 - lr_ * options_.weight_decay);
+  at::_foreach_mul_(m, options_.beta1);
+  at::_foreach_add_(m, grads, 1.0 - options_.beta1);
+  at::_foreach_mul_(v, options_.beta2);
+  at::_foreach_addcmul_(v, grads, grads, 1.0 - options_.beta2);
+  auto denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, std::sqrt(bias_correction2));
+  at::_foreach_add_(denom, options_.eps);
+  at::_foreach_addcdiv_(params, m, denom, -lr_ / bias_correction1);
 }
 
 }  // namespace lorascope

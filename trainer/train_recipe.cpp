@@ -158,11 +158,12 @@ at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr)
   if (logits_out) *logits_out = logits;
   if (s.classification) return at::cross_entropy_loss(logits.to(at::kFloat), labels);
   const int64_t V = logits.size(-1);
-  // A batch whose every label is masked (an SFT prompt longer than max_len) has no loss; a mean
-  // over zero targets would be NaN and read as divergence.
-  if (labels.ne(-100).sum().item<int64_t>() == 0) return logits.sum() * 0.0;
-  return at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), labels.reshape({-1}),
-                                {}, at::Reduction::Mean, -100);
+  // Mean over the unmasked targets, computed on the device without a host round trip. A batch
+  // whose every label is masked (an SFT prompt longer than max_len) has loss 0, not the NaN of a
+  // mean over zero targets, which would read as divergence.
+  auto sum = at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), labels.reshape({-1}),
+                                    {}, at::Reduction::Sum, -100);
+  return sum / labels.ne(-100).sum().clamp_min(1).to(sum.scalar_type());
 }
 
 json evaluate(Session& s, const std::vector<TokenizedExample>& data, int64_t max_batches) {
@@ -204,17 +205,27 @@ double majority_baseline(const std::vector<TokenizedExample>& data) {
   return data.empty() ? NAN : static_cast<double>(best) / static_cast<double>(data.size());
 }
 
-// Global gradient norm; names the first parameter with a non-finite gradient.
-double grad_norm(torch::nn::Module& model, std::string* bad) {
-  double sq = 0;
+// The step's loss and global gradient norm in one device-to-host transfer; names the first
+// parameter with a non-finite gradient.
+std::pair<double, double> loss_and_grad_norm(torch::nn::Module& model, const at::Tensor& loss,
+                                             std::string* bad) {
+  std::vector<std::string> names;
+  std::vector<at::Tensor> values = {loss.detach().reshape({1}).to(at::kDouble)};
   for (const auto& p : model.named_parameters()) {
     const auto& g = p.value().grad();
     if (!g.defined()) continue;
-    const double n = g.norm().item<double>();
-    if (!std::isfinite(n) && bad && bad->empty()) *bad = p.key();
+    names.push_back(p.key());
+    values.push_back(g.norm().reshape({1}).to(at::kDouble));
+  }
+  const auto host = at::cat(values).cpu();
+  const double* v = host.data_ptr<double>();
+  double sq = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const double n = v[i + 1];
+    if (!std::isfinite(n) && bad && bad->empty()) *bad = names[i];
     sq += n * n;
   }
-  return std::sqrt(sq);
+  return {v[0], std::sqrt(sq)};
 }
 
 }  // namespace
@@ -316,18 +327,19 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   for (; !done && state.epoch < std::max<int64_t>(c.epochs, c.max_steps > 0 ? INT64_MAX / 2 : 0); ++state.epoch) {
     const auto batches = epoch_batches(s, s.train, state.epoch, true);
     int64_t micro = 0;
-    double accum_loss = 0;
+    at::Tensor accum;  // the step's loss, summed over micro-batches on the device
     for (; state.batch < static_cast<int64_t>(batches.size()); ++state.batch) {
       const auto& b = batches[state.batch];
       auto loss = loss_of(s, b) / static_cast<double>(c.grad_accum);
       loss.backward();
-      accum_loss += loss.item<double>();
+      accum = accum.defined() ? accum + loss.detach() : loss.detach();
       window_tokens += static_cast<double>(b.num_tokens);
       state.tokens += static_cast<double>(b.num_tokens);
       if (++micro < c.grad_accum) continue;
       micro = 0;
       std::string bad;
-      const double gnorm = grad_norm(*s.model, &bad);
+      const auto [accum_loss, gnorm] = loss_and_grad_norm(*s.model, accum, &bad);
+      accum = at::Tensor();
       if (!std::isfinite(accum_loss) || !bad.empty()) {
         const std::string what = !std::isfinite(accum_loss)
                                      ? "loss is " + std::string(std::isnan(accum_loss) ? "NaN" : "Inf")
@@ -343,7 +355,6 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
                      static_cast<long long>(state.step));
         ++state.skipped_steps;
         s.optimizer->zero_grad();
-        accum_loss = 0;
         continue;
       }
       if (c.clip_norm > 0 && gnorm > c.clip_norm) {
@@ -357,7 +368,6 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       s.optimizer->zero_grad();
       ++state.step;
       last_loss = accum_loss;
-      accum_loss = 0;
       log_step(last_loss, gnorm);
       progress.update(state.step, last_loss,
                       state.tokens / std::max(seconds(), 1e-9));

@@ -1,0 +1,244 @@
+// Timings of lorascope's own pieces on LLaMA-3.2-1B shapes, printed as one JSON object per run
+// for bench/gpu_bench.sh to set beside its Python peers (bench/peer_*.py):
+//
+//   muon-step  the optimizer step over the LoRA factors of every layer (random gradients):
+//              grouped Muon, the per-parameter Muon loop, and AdamW
+//   finetune   LoRA fine-tuning steps of a randomly initialised model on random token ids:
+//              bf16 autocast forward, cross-entropy, backward, optimizer step; tokens/s, the
+//              matmul FLOP rate, peak memory, and the cost of logging every adapter's spectrum
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#ifdef LORASCOPE_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include "models/lora.h"
+#include "models/sequence_model.h"
+#include "optim/adamw.h"
+#include "optim/muon.h"
+#include "trainer/adapter_monitor.h"
+#include "trainer/autocast_guard.h"
+#include "trainer/threads.h"
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+lorascope::TransformerConfig llama32_1b(int64_t layers) {
+  lorascope::TransformerConfig c;
+  c.arch = "llama";
+  c.vocab_size = 128256;
+  c.hidden_size = 2048;
+  c.num_layers = layers;
+  c.num_heads = 32;
+  c.num_kv_heads = 8;
+  c.intermediate_size = 8192;
+  c.max_positions = 2048;
+  c.rope_theta = 500000.0;
+  c.rms_norm_eps = 1e-5;
+  c.tie_embeddings = true;
+  return c;
+}
+
+// Waits for the device: a scalar read back to the host.
+void sync(const at::Device& d) {
+  if (!d.is_cpu()) (void)at::zeros({1}, at::TensorOptions().device(d)).sum().item<float>();
+}
+
+// Peak bytes held by the CUDA caching allocator (torch.cuda.max_memory_allocated); -1 where
+// this LibTorch has no CUDA.
+void reset_peak_memory(const at::Device& d) {
+#ifdef LORASCOPE_WITH_CUDA
+  if (d.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(d.index() < 0 ? 0 : d.index());
+#else
+  (void)d;
+#endif
+}
+
+double peak_memory_gib(const at::Device& d) {
+#ifdef LORASCOPE_WITH_CUDA
+  if (d.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d.index() < 0 ? 0 : d.index());
+    // Index 0 is StatType::AGGREGATE, whose namespace moved between LibTorch versions.
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0 * 1024.0);
+  }
+#else
+  (void)d;
+#endif
+  return -1.0;
+}
+
+// Median milliseconds per call of fn over `repeats` timed rounds of `inner` calls each.
+template <typename Fn>
+double median_ms(const at::Device& d, int warmup, int repeats, int inner, Fn fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  sync(d);
+  std::vector<double> ms;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < inner; ++i) fn();
+    sync(d);
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / inner);
+  }
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+// (out, in) of the adapted linear layers of one LLaMA-3.2-1B block.
+std::vector<std::pair<int64_t, int64_t>> adapted_layers(const std::string& targets) {
+  const int64_t h = 2048, kv = 512, mlp = 8192;
+  if (targets == "qv") return {{h, h}, {kv, h}};
+  return {{h, h}, {kv, h}, {kv, h}, {h, h}, {mlp, h}, {mlp, h}, {h, mlp}};
+}
+
+json bench_muon_step(const at::Device& d, const std::string& targets, int64_t r, int layers,
+                     int repeats) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  std::vector<at::Tensor> params;
+  for (int l = 0; l < layers; ++l) {
+    for (auto [out, in] : adapted_layers(targets)) {
+      for (auto shape : {std::vector<int64_t>{r, in}, std::vector<int64_t>{out, r}}) {
+        auto p = at::randn(shape, gen, at::kFloat).mul_(0.02).to(d);
+        p.mutable_grad() = at::randn(shape, gen, at::kFloat).to(d);
+        params.push_back(p);
+      }
+    }
+  }
+  json res = {{"bench", "muon-step"}, {"targets", targets}, {"r", r}, {"matrices", params.size()},
+              {"device", d.str()}};
+  lorascope::MuonOptions mo;
+  mo.lr = 0.02;
+  mo.momentum = 0.95;
+  mo.nesterov = true;
+  mo.lr_scaling = lorascope::LrScaling::MatchAdamwRms;
+  mo.weight_decay = 0.01;
+  for (bool grouped : {true, false}) {
+    mo.grouped = grouped;
+    lorascope::Muon muon(params, mo);
+    res[grouped ? "muon_grouped_ms" : "muon_loop_ms"] =
+        median_ms(d, 3, repeats, 10, [&] { muon.step(); });
+  }
+  lorascope::AdamW adamw(params, lorascope::AdamWOptions{});
+  res["adamw_ms"] = median_ms(d, 3, repeats, 10, [&] { adamw.step(); });
+  return res;
+}
+
+// Matmul FLOPs per token of the forward pass: every linear layer (2 per weight) plus causal
+// attention's two products over an average context of (T+1)/2.
+double forward_flops_per_token(const lorascope::TransformerConfig& c, int64_t T) {
+  const double h = c.hidden_size, kv = c.num_kv_heads * c.head_dim(), m = c.intermediate_size;
+  const double linear = h * h * 2 + h * kv * 2 + 3 * h * m;
+  const double attn = 2.0 * 2.0 * h * (T + 1) / 2.0;
+  return c.num_layers * (2 * linear + attn) + 2.0 * h * c.vocab_size;
+}
+
+json bench_finetune(const at::Device& d, const std::string& optim, int monitor_every, int layers,
+                    int64_t batch, int64_t seq, int steps, bool bf16) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  const auto cfg = llama32_1b(layers);
+  auto model = lorascope::make_model(cfg, "causal_lm", 0, gen);
+  lorascope::LoraConfig lc;
+  lc.r = 8;
+  lc.alpha = 16;
+  lc.targets = {"q_proj", "v_proj"};
+  auto adapters = lorascope::attach_lora(*model, lc, gen);
+  model->to(d);
+  adapters = lorascope::find_adapters(*model);
+  std::vector<at::Tensor> trainable;
+  for (auto& p : model->parameters()) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  std::unique_ptr<lorascope::Optimizer> opt;
+  if (optim == "muon") {
+    lorascope::MuonOptions mo;
+    mo.lr = 0.02;
+    mo.momentum = 0.95;
+    mo.nesterov = true;
+    mo.lr_scaling = lorascope::LrScaling::MatchAdamwRms;
+    mo.weight_decay = 0.01;
+    opt = std::make_unique<lorascope::Muon>(trainable, mo);
+  } else {
+    lorascope::AdamWOptions ao;
+    ao.lr = 1e-4;
+    opt = std::make_unique<lorascope::AdamW>(trainable, ao);
+  }
+  auto ids = at::randint(cfg.vocab_size, {batch, seq + 1}, gen, at::kLong).to(d);
+  auto input = ids.narrow(1, 0, seq), labels = ids.narrow(1, 1, seq);
+  auto mask = at::ones({batch, seq}, at::TensorOptions().dtype(at::kLong).device(d));
+  int64_t step = 0;
+  auto train_step = [&] {
+    at::Tensor logits;
+    {
+      lorascope::AutocastGuard autocast(d.type(), bf16);
+      logits = model->forward(input, mask);
+    }
+    auto loss = at::cross_entropy_loss(logits.reshape({-1, cfg.vocab_size}).to(at::kFloat),
+                                       labels.reshape({-1}));
+    loss.backward();
+    opt->step();
+    opt->zero_grad();
+    ++step;
+    if (monitor_every > 0 && step % monitor_every == 0) {
+      (void)lorascope::adapter_spectra(adapters);  // includes the host transfer
+    }
+  };
+  reset_peak_memory(d);
+  const double ms = median_ms(d, 3, 3, std::max(1, steps / 3), train_step);
+  const double tokens = static_cast<double>(batch * seq);
+  const double flops = 2.0 * forward_flops_per_token(cfg, seq) * tokens;  // fwd + input-grad bwd
+  json res = {{"bench", "finetune"}, {"optim", optim}, {"monitor_every", monitor_every},
+              {"layers", layers}, {"batch", batch}, {"seq", seq}, {"bf16", bf16},
+              {"device", d.str()}, {"step_ms", ms}, {"tokens_per_s", tokens / (ms / 1000.0)},
+              {"matmul_tflops", flops / (ms / 1000.0) / 1e12}, {"adapters", adapters.size()},
+              {"peak_mem_gib", peak_memory_gib(d)}};
+  return res;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lorascope_bench: timings on LLaMA-3.2-1B shapes (JSON lines on stdout)"};
+  app.require_subcommand(1);
+  std::string device = "cuda", targets = "qv", optim = "adamw";
+  int64_t r = 8, batch = 8, seq = 512;
+  int layers = 16, repeats = 20, steps = 12, monitor_every = 0, threads = 0;
+  bool no_bf16 = false;
+  app.add_option("--device", device, "cuda | cpu");
+  app.add_option("--layers", layers, "transformer blocks (LLaMA-3.2-1B has 16)");
+  app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  auto* muon = app.add_subcommand("muon-step", "optimizer step over the LoRA factors");
+  muon->add_option("--targets", targets, "qv | all")->check(CLI::IsMember({"qv", "all"}));
+  muon->add_option("--r", r, "LoRA rank");
+  muon->add_option("--repeats", repeats, "timed rounds of 10 steps (median reported)");
+  auto* ft = app.add_subcommand("finetune", "LoRA fine-tuning steps on random tokens");
+  ft->add_option("--optim", optim, "adamw | muon")->check(CLI::IsMember({"adamw", "muon"}));
+  ft->add_option("--monitor-every", monitor_every, "log every adapter's spectrum every N steps");
+  ft->add_option("--batch", batch);
+  ft->add_option("--seq", seq);
+  ft->add_option("--steps", steps, "timed steps (3 warm-up steps come first)");
+  ft->add_flag("--no-bf16", no_bf16, "float32 forward instead of bf16 autocast");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    lorascope::configure_threads(threads);
+    const at::Device d(device);
+    if (d.is_cuda() && !at::hasCUDA()) throw std::runtime_error("--device cuda: no CUDA device");
+    json res;
+    if (*muon) res = bench_muon_step(d, targets, r, layers, repeats);
+    if (*ft) res = bench_finetune(d, optim, monitor_every, layers, batch, seq, steps, !no_bf16);
+    std::printf("%s\n", res.dump().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lorascope_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
