@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "models/lora_flow_closed_form.h"
 #include "models/lora_flow_problem.h"
@@ -127,7 +128,8 @@ TEST(RankAccuracyTest, TraceSquaredLimitHasZeroLossAndEq33Error) {
     auto run_r = run({"seed=1", "task.n=6", "task.m=6", "task.rank=" + std::to_string(r),
                       "solver.method=rk45", "train.t_end=30", "train.log_every_t=30"});
     const auto& s = run_r.summary();
-    EXPECT_LT(s["final_loss"].get<double>(), 1e-20) << "r " << r;
+    // Zero up to the integrator: a(30) ~ 1e-10 after starting at Tr(W0) ~ 1 (rtol 1e-10).
+    EXPECT_LT(s["final_loss"].get<double>(), 1e-16) << "r " << r;
     EXPECT_LT(s["limit_gap_eq32"].get<double>(), 1e-8) << "r " << r;
     EXPECT_NEAR(s["final_rel_error"].get<double>(), s["rel_error_eq33"].get<double>(), 1e-8);
     if (r == 1) EXPECT_NEAR(s["final_rel_error"].get<double>(), std::sqrt(n - 1.0), 1e-8);
@@ -147,6 +149,8 @@ TEST(RankAccuracyTest, MonteCarloMeanSquaredErrorMatchesEq34) {
   const auto& s = r.summary();
   ASSERT_EQ(r.records.size(), 40u);
   EXPECT_LT(s["max_abs_R_minus_eq33"].get<double>(), 1e-4);
+  std::printf("40 flows: mean R^2 %.4f, max |R - eq. 33| %.2e\n", s["mean_R2"].get<double>(),
+              s["max_abs_R_minus_eq33"].get<double>());
   EXPECT_NEAR(s["expected_R2_eq34"].get<double>(), (144.0 + 12 - 2) / (36 + 2), 1e-12);
   EXPECT_LE(s["mean_R"].get<double>(), std::sqrt(s["mean_R2"].get<double>()));  // Jensen, eq. (35)
 
@@ -160,6 +164,8 @@ TEST(RankAccuracyTest, MonteCarloMeanSquaredErrorMatchesEq34) {
       if (rank == 1) ASSERT_NEAR(R, std::sqrt(n - 1.0), 1e-9);  // X0^T X0 is rank one
     }
     const double mean = sum / samples, expected = expected_squared_relative_error(n, rank);
+    std::printf("E[R^2] n %lld r %lld: Monte Carlo %.4f, eq. (34) %.4f\n", static_cast<long long>(n),
+                static_cast<long long>(rank), mean, expected);
     EXPECT_NEAR(mean / expected, 1.0, 0.03) << "n " << n << " r " << rank << " mean " << mean;
   }
 }
@@ -199,6 +205,8 @@ TEST(RankAccuracyTest, Algorithm1ApproachesTheFlowAtFirstOrder) {
       return r.records.back()["closed_gap"].get<double>();
     };
     const double g1 = gap(0.004), g2 = gap(0.002);
+    std::printf("algorithm 1 lambda %.1f k %d: gap %.3e (alpha 0.004) %.3e (0.002) ratio %.3f\n",
+                lambda, k, g1, g2, g1 / g2);
     EXPECT_GT(g1, 1e-6) << "lambda " << lambda << " k " << k;
     EXPECT_NEAR(g1 / g2, 2.0, 0.25) << "lambda " << lambda << " k " << k << " gaps " << g1 << " " << g2;
   }
