@@ -9,10 +9,12 @@
 //   p(t)   = [N sinh(sqrt(kappa1) t / 2) + sqrt(kappa1) cosh(sqrt(kappa1) t / 2)] / sqrt(|c| s)
 //   q(t)   = 2 sinh(sqrt(kappa1) t / 2) / sqrt(|c| s)                         (eq. 373-374)
 //   Y(t)   = q(t) c X0^T,  X(t) = p(t) X0,  Y X -> (c / N) X0^T X0            (eq. 377-378, 32)
-// Checked against RK4 to 1e-12 before use (tests/test_rank_accuracy.cpp). Two slips in the
-// paper's limit algebra do not affect these formulas: (392)-(394) and (398)-(402) write
-// sqrt(2 ||X0|| ...) where sqrt(2) ||X0|| sqrt(...) is meant; the product p q -> 1/N of (405)
-// is right, and so is the simulation.
+// Checked against RK4 (h = 1e-3) to 1e-8, measured ~1e-11 (tests/test_rank_accuracy.cpp).
+// Typo in the paper's limit algebra, not in these formulas: (392) has
+// sqrt(|c|) / (sqrt(2) ||X0|| sqrt(N + sqrt(kappa1))), but (394) and (398)-(402) carry it on as
+// sqrt(|c|) / sqrt(2 ||X0|| sqrt(...)). The limits are p -> sqrt(N + sqrt(kappa1)) / (sqrt(2) ||X0||)
+// and q -> 2 / (sqrt(2) ||X0|| sqrt(N + sqrt(kappa1))), whose product 1 / N gives (405) as stated;
+// the simulation agrees with the corrected limits, not with the printed (399) and (402).
 // Evaluated in a form that cannot overflow: every sinh/cosh is divided by e^{u}, u >= 0.
 //
 // Frobenius with spectral init: each mode (s0 = sigma_i(W0), x0 = x0_i) follows the same
