@@ -269,6 +269,9 @@ def main(argv=None):
                     help="x axis: step (default) or t = cumulative learning rate (flow time)")
     ap.add_argument("dirs", nargs="+", metavar="RUN_OR_SWEEP_DIR")
     args = ap.parse_args(argv)
+    import plot_rank_accuracy  # `lorascope rank-accuracy` runs have their own figures
+    if plot_rank_accuracy.is_rank_accuracy(args.dirs):
+        return plot_rank_accuracy.main(args)
     try:
         runs = collect_runs(args.dirs)
     except InputError as e:

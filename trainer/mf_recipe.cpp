@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
 
 #include "data/matrix_json.h"
 #include "models/spectral_stats.h"
 #include "trainer/device.h"
+#include "trainer/mf_flow.h"
 #include "trainer/mf_monitor.h"
 #include "trainer/optimizer_factory.h"
 
@@ -137,6 +139,25 @@ MFOutcome train_mf(const MFConfig& cfg, MFSetup& setup, MetricsSink& sink) {
   json summary = {{"name", cfg.name}, {"rank", cfg.rank}, {"depth", cfg.depth},
                   {"target_sv", to_vector(target.sigma)},
                   {"best_rank_loss", target.best_rank_loss(cfg.rank)}};
+  // flow.method != none: the factors follow the optimizer's vector field; step k still advances
+  // t by lr_k, so runs with and without a flow are compared at the same t.
+  const FlowMethod flow = parse_flow_method(cfg.flow_method);
+  VectorField field;
+  std::unique_ptr<DormandPrince> rk45;
+  if (flow != FlowMethod::None) field = mf_flow_field(cfg.optim, target.Y);
+  if (flow == FlowMethod::RK45) {
+    RK45Options o;
+    o.rtol = cfg.flow_rtol;
+    o.atol = cfg.flow_atol;
+    FlowState start;
+    for (const auto& f : F.factors()) start.push_back(f.clone());
+    rk45 = std::make_unique<DormandPrince>(field, std::move(start), 0.0, o);
+  }
+  auto flow_stats = [&]() -> json {
+    if (!rk45) return nullptr;
+    const auto& st = rk45->stats();
+    return {{"accepted", st.accepted}, {"rejected", st.rejected}, {"evaluations", st.evaluations}};
+  };
   std::string status = "completed";
   int64_t step = 0;
   double loss = NAN;
@@ -153,13 +174,29 @@ MFOutcome train_mf(const MFConfig& cfg, MFSetup& setup, MetricsSink& sink) {
     if (step % cfg.log_every == 0 || last) {
       json rec = {{"step", step}, {"t", t}, {"lr", optimizer->lr()}, {"loss", loss}};
       rec.update(mf_spectral_record(F, target, cfg.log_factors));
+      if (rk45) rec["flow"] = flow_stats();
       tracker.observe(step, rec["d"].get<std::vector<double>>());
       rec["wall_s"] = seconds();
       sink.write(rec);
     }
     if (last) break;
     optimizer->set_lr_factor(schedule.factor(step));
-    optimizer->step();
+    if (flow == FlowMethod::None) {
+      optimizer->step();
+    } else {
+      FlowState next;
+      try {
+        next = flow == FlowMethod::Euler ? euler_step(field, t, F.factors(), optimizer->lr())
+               : flow == FlowMethod::RK4 ? rk4_step(field, t, F.factors(), optimizer->lr())
+                                         : (rk45->advance_to(t + optimizer->lr()), rk45->state());
+      } catch (const std::runtime_error& e) {  // rk45 step-size underflow: the flow blew up
+        status = "diverged";
+        summary["diverged_at_step"] = step;
+        summary["message"] = e.what();
+        break;
+      }
+      for (size_t k = 0; k < next.size(); ++k) F.factors()[k].copy_(next[k]);
+    }
     t += optimizer->lr();
   }
   const double elapsed = seconds();
@@ -171,6 +208,8 @@ MFOutcome train_mf(const MFConfig& cfg, MFSetup& setup, MetricsSink& sink) {
   summary["steps_per_second"] = elapsed > 0 ? static_cast<double>(step) / elapsed : 0.0;
   tracker.summarise(summary, optimizer->base_lr());
   summary["optimizer"] = optimizer->name();
+  summary["flow_method"] = cfg.flow_method;
+  if (rk45) summary["flow"] = flow_stats();
   return {status, summary};
 }
 

@@ -38,6 +38,13 @@ ConfigSchema build() {
   positive_int("train.log_every", 10, "log spectral metrics every N steps (and the last step)");
   s.number("train.stop_loss", 0.0, "stop once the loss is below this (0 = never)").min = 0;
   s.boolean("monitor.factors", true, "also log each factor's singular values");
+  s.string("flow.method", "none", {"none", "euler", "rk4", "rk45"},
+           "integrate the optimizer's flow instead of stepping it (gd/specgd fields); step k "
+           "advances t by lr_k, euler = the optimizer's own step");
+  auto& rtol = s.number("flow.rtol", 1e-8, "rk45 relative tolerance");
+  rtol.min = 0;
+  auto& atol = s.number("flow.atol", 1e-10, "rk45 absolute tolerance");
+  atol.min = 0;
   return s;
 }
 }  // namespace
@@ -71,6 +78,23 @@ void check_mf_config(const json& c, const std::string& where) {
                       "factorization has only matrices, use muon");
   }
   check_optimizer_config(c, where);
+  const auto& flow = c.at("flow");
+  if (flow.at("method") != "none") {
+    const auto& o = c.at("optim");
+    const std::string name = o.at("name");
+    if (name == "adamw" || o.at("momentum").get<double>() != 0.0) {
+      throw ConfigError(where + ": flow.method: the flow has the field of gd or specgd (sgd or "
+                        "muon with momentum 0); got optim.name=" + name + " with momentum " +
+                        o.at("momentum").dump());
+    }
+    if (o.at("weight_decay").get<double>() != 0.0) {
+      throw ConfigError(where + ": flow.method: expected optim.weight_decay=0 with a flow, got " +
+                        o.at("weight_decay").dump());
+    }
+    if (flow.at("method") == "rk45" && flow.at("rtol").get<double>() + flow.at("atol").get<double>() <= 0) {
+      throw ConfigError(where + ": flow.rtol: expected flow.rtol or flow.atol > 0 for rk45");
+    }
+  }
 }
 
 MFConfig MFConfig::from_json(const json& c) {
@@ -95,6 +119,9 @@ MFConfig MFConfig::from_json(const json& c) {
   m.log_factors = c.at("monitor").at("factors");
   m.optim = c.at("optim");
   m.schedule = c.at("schedule");
+  m.flow_method = c.at("flow").at("method");
+  m.flow_rtol = c.at("flow").at("rtol");
+  m.flow_atol = c.at("flow").at("atol");
   return m;
 }
 

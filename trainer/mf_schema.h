@@ -26,6 +26,8 @@ struct MFConfig {
   double stop_loss = 0;
   bool log_factors = true;
   nlohmann::json optim, schedule;
+  std::string flow_method = "none";  // none | euler | rk4 | rk45 (trainer/mf_flow.h)
+  double flow_rtol = 1e-8, flow_atol = 1e-10;
 
   static MFConfig from_json(const nlohmann::json& config);
 };
