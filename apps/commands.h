@@ -11,6 +11,7 @@ namespace lorascope::cli {
 using Command = std::function<int()>;
 
 Command add_mf_command(CLI::App& app);
+Command add_eos_command(CLI::App& app);
 Command add_plot_command(CLI::App& app);
 Command add_pretrain_command(CLI::App& app);
 Command add_finetune_command(CLI::App& app);
