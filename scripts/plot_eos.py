@@ -9,7 +9,7 @@ Writes into FIGDIR:
                         dashed: 2/lambda_1 and 2/lambda_2 of Lemma 1
   eos_sharpness.png     late sharpness (both points of the last 2 steps) vs eta with the curve
                         2/eta (Fig. 1 right, Fig. 2)
-  eos_depth_map.png     stable / oscillating / diverged over (eta, depth) with Lemma 1's
+  eos_depth_map.png     converged / oscillating / diverged / not settled over (eta, depth) with Lemma 1's
                         boundary eta = 2/(2c L s1^(2-2/L))   (Fig. 16; sweeps with several depths)
   eos_traces_<run>.png  projections u_i^T W v_i and sharpness vs step, one column per eta, for
                         runs with at most 4 learning rates (Fig. 5)
@@ -113,13 +113,23 @@ def fig_depth_map(runs, out, written):
     if len(depths) < 2:
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    colors = {"stable": "black", "oscillating": "lightgray", "diverged": "tab:red"}
+    colors = {"converged": "black", "oscillating": "lightgray", "diverged": "tab:red",
+              "not settled (drifting or at a saddle)": "tab:blue"}
     seen = set()
     for r in runs:
         s = r["summary"]
+        s1 = s["target_sv"][0]
         for p in s["points"]:
-            state = ("diverged" if p.get("status") != "completed"
-                     else "oscillating" if p.get("oscillating_components", 0) > 0 else "stable")
+            if p.get("status") != "completed":
+                state = "diverged"
+            elif p.get("drifting"):
+                state = "not settled (drifting or at a saddle)"
+            elif p.get("oscillating_components", 0) > 0:
+                state = "oscillating"
+            elif num(p.get("final_loss")) < 1e-8 * s1 * s1:
+                state = "converged"
+            else:
+                state = "not settled (drifting or at a saddle)"
             ax.plot(p["lr"], s["depth"], "s", color=colors[state], ms=7, mec="none",
                     label=None if state in seen else state)
             seen.add(state)

@@ -273,7 +273,7 @@ TEST(EosClaimsTest, TwoCycleStartsAtTheLemma1Threshold) {
     const double a = last2[0][0], b = last2[1][0], edge = 2 / (f * thr);
     EXPECT_LT(std::min(a, b), edge) << f;
     EXPECT_GT(std::max(a, b), edge) << f;
-    EXPECT_NEAR(0.5 * (a + b), edge, 0.1 * edge) << f;
+    EXPECT_NEAR(0.5 * (a + b), edge, 0.06 * edge) << f;  // measured: +0.9% (1.02), +4.4% (1.05)
   }
 }
 
@@ -298,13 +298,14 @@ TEST(EosClaimsTest, SecondComponentOscillatesInTheDeepNetworkOnly) {
 }
 
 // Fig. 16: the stability boundary follows eta = 2 / (L s_1^(2-2/L)) over depth (s_1 = 0.5,
-// theory loss). alpha = 0.3: from 0.01 deep networks would not leave the saddle in the test's budget.
+// theory loss), to within 1% at every depth. alpha = 0.3: from 0.01 deep networks would not leave
+// the saddle in the test's budget. (Depth 8 needs ~6000 steps to settle on its 2-cycle.)
 TEST(EosClaimsTest, StabilityBoundaryOverDepth) {
   for (int L : {2, 3, 4, 6, 8}) {
     const double thr = 2 / lemma1_self(0.5, L);
     const std::vector<std::string> base = {"task.target_sv=[0.5]", "task.d=5", "task.depth=" + std::to_string(L),
                                            "model.init=unbalanced", "model.alpha=0.3",
-                                           "train.steps=3000", "monitor.sharpness_every=0",
+                                           "train.steps=6000", "monitor.sharpness_every=0",
                                            "monitor.layers=false"};
     auto below = run_point(with(base, {lr_set(0.99 * thr)}));
     EXPECT_EQ(below.summary["oscillating_components"], 0) << "L" << L;

@@ -108,7 +108,12 @@ json LatePhase::summary() const {
   }
   std::vector<double> first;
   for (const auto& p : proj_) first.push_back(p.front());
+  // Still learning (or leaving a saddle) rather than oscillating: component 1 moves one way only.
+  bool up = true, down = true;
+  for (size_t t = 1; t < first.size(); ++t) up = up && first[t] >= first[t - 1], down = down && first[t] <= first[t - 1];
+  const bool drifting = oscillating.size() && oscillating[0] && (up || down);
   return {{"amplitude", amplitude},
+          {"drifting", drifting},
           {"oscillating", oscillating},
           {"oscillating_components", std::count(oscillating.begin(), oscillating.end(), true)},
           {"period", period},

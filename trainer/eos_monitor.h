@@ -42,7 +42,7 @@ class LatePhase {
   // amplitude (max - min per component), oscillating (amplitude > tol), period (smallest p <= 32
   // with |x_{t+p} - x_t| <= tol for every component over the window; 1 = converged, 0 = none:
   // a higher period or chaos), values (distinct late values of component 1 and of sorted
-  // sigma_1, merged within tol).
+  // sigma_1, merged within tol), drifting (component 1 moved monotonically: not settled yet).
   nlohmann::json summary() const;
 
  private:
