@@ -3,6 +3,7 @@
 // spectrum, and the paper's dynamical claims on lorascope's own GD runs.
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
