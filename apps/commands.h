@@ -12,6 +12,7 @@ using Command = std::function<int()>;
 
 Command add_mf_command(CLI::App& app);
 Command add_rank_accuracy_command(CLI::App& app);
+Command add_eos_command(CLI::App& app);
 Command add_plot_command(CLI::App& app);
 Command add_pretrain_command(CLI::App& app);
 Command add_finetune_command(CLI::App& app);

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   std::map<std::string, lorascope::cli::Command> commands;
   commands["mf"] = lorascope::cli::add_mf_command(app);
   commands["rank-accuracy"] = lorascope::cli::add_rank_accuracy_command(app);
+  commands["eos"] = lorascope::cli::add_eos_command(app);
   commands["plot"] = lorascope::cli::add_plot_command(app);
   commands["pretrain"] = lorascope::cli::add_pretrain_command(app);
   commands["finetune"] = lorascope::cli::add_finetune_command(app);

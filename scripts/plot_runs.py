@@ -262,6 +262,14 @@ def fig_alignment(runs, xkey, xlabel, out, written):
     save(fig, out, "compare_alignment.png", written)
 
 
+def is_eos_sweep(paths):
+    try:
+        return all(json.loads((Path(p) / "index.json").read_text()).get("command") == "eos"
+                   for p in paths)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="plot_runs.py", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="directory for the PNGs and figures.json")
@@ -272,6 +280,9 @@ def main(argv=None):
     import plot_rank_accuracy  # `lorascope rank-accuracy` runs have their own figures
     if plot_rank_accuracy.is_rank_accuracy(args.dirs):
         return plot_rank_accuracy.main(args)
+    if is_eos_sweep(args.dirs):  # lorascope eos sweeps have their own figures
+        import plot_eos
+        return plot_eos.main(["--out", args.out] + args.dirs)
     try:
         runs = collect_runs(args.dirs)
     except InputError as e:
