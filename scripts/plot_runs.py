@@ -269,6 +269,9 @@ def main(argv=None):
                     help="x axis: step (default) or t = cumulative learning rate (flow time)")
     ap.add_argument("dirs", nargs="+", metavar="RUN_OR_SWEEP_DIR")
     args = ap.parse_args(argv)
+    import plot_pretrained_mf  # pretrained-mf sweeps have their own figures
+    if plot_pretrained_mf.handles(args.dirs):
+        return plot_pretrained_mf.plot(args.dirs, Path(args.out), args.x)
     try:
         runs = collect_runs(args.dirs)
     except InputError as e:
