@@ -14,7 +14,9 @@
 // matching column, so W2^T u = sigma_W2 g and W1 v = sigma_W1 g.
 //
 // Everything is float64 Eigen: the problem is 10 x 100 and GD runs tens of thousands of steps,
-// where ATen's per-op dispatch would cost more than the arithmetic.
+// where ATen's per-op dispatch would cost more than the arithmetic. Eigen types cross translation
+// units here, so this file must NOT join the -march=native list in CMakeLists.txt: Eigen built
+// with and without AVX in one binary is an ODR violation (it crashed in HouseholderQR).
 #pragma once
 
 #include <Eigen/Dense>

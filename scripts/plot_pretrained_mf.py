@@ -62,7 +62,8 @@ def load_groups(dirs):
             overrides = dict(e.get("overrides") or {})
             key = label_of(overrides)
             lora = cfg.get("lora", {})
-            g = groups.setdefault(key, {"label": key, "init": lora.get("init", "?"),
+            series = label_of({k: v for k, v in overrides.items() if k != "lora.alpha"})
+            g = groups.setdefault(key, {"label": key, "series": series, "init": lora.get("init", "?"),
                                         "alpha": num(lora.get("alpha")),
                                         "pair": cfg.get("task", {}).get("pair", "?"), "runs": []})
             g["runs"].append({
@@ -135,10 +136,10 @@ def fig_dynamics(groups, xkey, xlabel, out, written):
 
 def fig_final(groups, out, written):
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    series = {}
+    series = {}  # one line per group of runs that differ only in alpha
     for g in groups:
-        series.setdefault((g["pair"], g["init"]), []).append(g)
-    for k, ((pair, init), gs) in enumerate(sorted(series.items())):
+        series.setdefault(g["series"], []).append(g)
+    for k, (name, gs) in enumerate(sorted(series.items())):
         gs = sorted(gs, key=lambda g: g["alpha"])
         finals = [[math.log10(r["loss"][-1]) if r["loss"] and r["loss"][-1] > 0 else NAN
                    for r in g["runs"]] for g in gs]
@@ -147,8 +148,8 @@ def fig_final(groups, out, written):
             mean = [float(np.nanmean(f)) for f in finals]
             std = [float(np.nanstd(f)) for f in finals]
         ax.errorbar([g["alpha"] for g in gs], mean, yerr=std, marker="o", capsize=3,
-                    ls="-" if init == "small" else "--", color=f"C{k % 10}",
-                    label=f"{init} init, {pair} pair")
+                    ls="-" if gs[0]["init"] == "small" else "--", color=f"C{k % 10}",
+                    label=f"{name} ({gs[0]['pair']} pair)")
     ax.set_xscale("log")
     ax.set(xlabel="initialization scale α", ylabel="log10 final loss (mean ± std over seeds)",
            title="final loss against α")
