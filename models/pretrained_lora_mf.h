@@ -15,8 +15,9 @@
 //
 // Everything is float64 Eigen: the problem is 10 x 100 and GD runs tens of thousands of steps,
 // where ATen's per-op dispatch would cost more than the arithmetic. Eigen types cross translation
-// units here, so this file must NOT join the -march=native list in CMakeLists.txt: Eigen built
-// with and without AVX in one binary is an ODR violation (it crashed in HouseholderQR).
+// units here, and lorascope builds its Eigen code with -march=native (AVX): every file that
+// instantiates Eigen code from this header must be in CMakeLists.txt's -march=native list, or
+// the binary mixes AVX and SSE Eigen (ODR violation; it crashed in free()).
 #pragma once
 
 #include <Eigen/Dense>
