@@ -67,6 +67,8 @@ struct PretrainedMF {
   Eigen::VectorXd u() const { return U_Y.col(pair_index); }
   Eigen::VectorXd v() const { return V_Y.col(pair_index); }
   Eigen::VectorXd g() const { return G.col(pair_index); }
+  // Sec. 3.1's delta_w = sigma_W1 / sigma_W2 (< 1 for scale > 1); Theorem 4.1 writes the inverse
+  // ratio under the same name, which contradicts its own "delta_w < 1 WLOG"; Sec. 3.1 is used.
   double delta_w() const { return sigma_W1 / sigma_W2; }
   int64_t m() const { return W2.rows(); }
   int64_t h() const { return W2.cols(); }
