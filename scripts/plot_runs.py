@@ -283,6 +283,9 @@ def main(argv=None):
     if is_eos_sweep(args.dirs):  # lorascope eos sweeps have their own figures
         import plot_eos
         return plot_eos.main(["--out", args.out] + args.dirs)
+    import plot_pretrained_mf  # pretrained-mf sweeps have their own figures
+    if plot_pretrained_mf.handles(args.dirs):
+        return plot_pretrained_mf.plot(args.dirs, Path(args.out), args.x)
     try:
         runs = collect_runs(args.dirs)
     except InputError as e:

@@ -159,6 +159,26 @@ TEST(TrainerTest, OverfitsATinyBatch) {
   EXPECT_LT(out.summary["final_train_loss"].get<double>(), 0.05) << out.summary.dump();
 }
 
+// lora-learning-dynamics-matrix-factorization.md Sec. 5.2 puts LoRA on the classifier itself and
+// trains nothing else: lora.targets=score with lora.train_head=false.
+TEST(TrainerTest, LoraOnTheFrozenHeadTrainsOnlyTheAdapter) {
+  Fixture fx;
+  const auto base = fx.pretrain();
+  auto doc = fx.finetune_doc(base);
+  doc["lora"] = {{"r", 1}, {"alpha", 1}, {"targets", {"score"}}, {"init", "gaussian"},
+                 {"init_scale", 1e-3}, {"train_head", false}};
+  doc["optim"] = {{"name", "sgd"}, {"lr", 0.1}, {"momentum", 0.0}};
+  doc["train"] = {{"max_steps", 3}, {"batch_size", 8}, {"log_every", 1}};
+  auto out = run_train(fx.spec(doc), (fx.dir / "head").string(), false);
+  ASSERT_EQ(out.status, "completed");
+  EXPECT_EQ(out.summary["adapters"], 1);
+  // lora_A (1 x 32) and lora_B (2 x 1) of the 2-label head (hidden 32), nothing else.
+  EXPECT_EQ(out.summary["trainable_parameters"], 32 + 2);
+  doc["lora"]["train_head"] = true;  // the default: the head trains in full besides its adapter
+  auto full = run_train(fx.spec(doc), (fx.dir / "head_full").string(), false);
+  EXPECT_EQ(full.summary["trainable_parameters"], 32 + 2 + 2 * 32);
+}
+
 TEST(AutocastTest, GuardRunsMatmulsInBf16AndRestoresFloat32) {
   auto a = at::randn({8, 8}), b = at::randn({8, 8});
   {

@@ -111,7 +111,9 @@ void setup(Session& s, const std::string& run_dir) {
     load_module_state(*s.model, load_tensor_dict(c.base + "/model.pt"), c.base + "/model.pt",
                       {s.model->head_module()});
     LoraConfig lora = c.lora;
-    if (lora.modules_to_save.empty() && s.classification) lora.modules_to_save = {s.model->head_module()};
+    if (lora.modules_to_save.empty() && s.classification && c.train_head) {
+      lora.modules_to_save = {s.model->head_module()};
+    }
     s.adapters = attach_lora(*s.model, lora, gen);
   }
   s.model->to(s.device);

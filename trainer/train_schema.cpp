@@ -66,6 +66,9 @@ ConfigSchema build() {
   scale.min_exclusive = true;
   s.string_list("lora.modules_to_save", json::array(),
                 "modules trained in full (default: the classification head)");
+  s.boolean("lora.train_head", true,
+            "classification with empty modules_to_save: train the new head in full; false "
+            "freezes it (LoRA on the head itself: lora.targets=score)");
   add_optimizer_keys(s);
   positive(s, "train.epochs", 1, "passes over the training split");
   non_negative(s, "train.max_steps", 0, "stop after this many optimizer steps (0 = epochs)");
@@ -153,6 +156,7 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.lora.init = l.at("init");
   t.lora.init_scale = l.at("init_scale");
   t.lora.modules_to_save = l.at("modules_to_save").get<std::vector<std::string>>();
+  t.train_head = l.at("train_head");
   t.optim = c.at("optim");
   t.schedule = c.at("schedule");
   const auto& tr = c.at("train");

@@ -31,6 +31,7 @@ struct TrainConfig {
   double validation_fraction = 0.1, test_fraction = 0.1;
   int64_t max_len = 128;
   LoraConfig lora;
+  bool train_head = true;  // classification: train the new head when modules_to_save is empty
   nlohmann::json optim, schedule;
   int64_t epochs = 1, max_steps = 0, batch_size = 16, grad_accum = 1;
   double clip_norm = 1.0;
