@@ -1,4 +1,5 @@
 #include "trainer/pretrained_mf_recipe.h"
+#include "trainer/run_directory.h"
 
 #include <chrono>
 #include <cmath>
@@ -96,15 +97,8 @@ PretrainedMFOutcome train_pretrained_mf(const PretrainedMFConfig& cfg, Pretraine
 PretrainedMFOutcome run_pretrained_mf(const RunSpec& run, const std::string& run_dir) {
   const auto cfg = PretrainedMFConfig::from_json(run.config);
   auto setup = pretrained_mf_setup(cfg);
-  fs::create_directories(run_dir);
-  write_json_atomic(run_dir + "/config.json", run.config);
-  PretrainedMFOutcome out;
-  {
-    JsonlWriter metrics(run_dir + "/metrics.jsonl");
-    out = train_pretrained_mf(cfg, setup, metrics);
-  }
-  write_json_atomic(run_dir + "/summary.json", out.summary);
-  return out;
+  return run_in_directory(run, run_dir,
+                          [&](JsonlWriter& metrics) { return train_pretrained_mf(cfg, setup, metrics); });
 }
 
 namespace {
