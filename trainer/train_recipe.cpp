@@ -339,6 +339,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   auto seconds = [&] {
     return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
+  const int64_t first_step = state.step;  // the overhead timings cover this process's steps
   std::optional<Progress> progress;
   if (writer) progress.emplace(c.name, s.total_steps, state.step);
   json summary = {{"name", c.name}, {"mode", c.mode}, {"optimizer", s.optimizer->name()},
@@ -465,13 +466,14 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   if (progress) progress->finish();
   if (status == "halted") return {status, summary};
   if (s.comm) {
-    const double steps = static_cast<double>(std::max<int64_t>(1, state.step));
+    const double steps = static_cast<double>(std::max<int64_t>(1, state.step - first_step));
     summary["distributed"] = {{"world_size", world}, {"backend", s.comm->backend()},
                               {"shard_muon", sharded_muon != nullptr}, {"overlap", dp->overlap},
                               {"buckets", reducer->bucket_count()},
-                              {"allreduce_wait_s_per_step", comm_seconds / steps},
-                              {"optimizer_s_per_step", optimizer_seconds / steps}};
+                              {"allreduce_wait_s_per_step", comm_seconds / steps}};
   }
+  summary["optimizer_s_per_step"] =
+      optimizer_seconds / static_cast<double>(std::max<int64_t>(1, state.step - first_step));
   if (!writer) {
     summary["status"] = status;
     summary["steps"] = state.step;
