@@ -38,7 +38,7 @@ TargetPair parse_target_pair(const std::string& name) {
   throw std::invalid_argument("expected one of top, bottom, got \"" + name + "\"");
 }
 
-LoraInit parse_lora_init(const std::string& name) {
+LoraInit parse_pretrained_lora_init(const std::string& name) {
   if (name == "small") return LoraInit::Small;
   if (name == "spectral") return LoraInit::Spectral;
   throw std::invalid_argument("expected one of small, spectral, got \"" + name + "\"");

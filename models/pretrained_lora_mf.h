@@ -90,7 +90,7 @@ enum class LoraInit {
   Small,     // Sec. 2: A1, A2 entrywise N(0, alpha^2), B1 = B2 = 0
   Spectral,  // Sec. 4: A1 = G11 Sigma_A1 G12^T, A2 = G21 Sigma_A2 G22^T, B1 = B2 = 0
 };
-LoraInit parse_lora_init(const std::string& name);  // "small" | "spectral"
+LoraInit parse_pretrained_lora_init(const std::string& name);  // "small" | "spectral"
 
 // Section 4's spectral initialization for rank(Delta Y) = 1 <= r <= min(n, h):
 //   G12 = [v, V_perp] (n x r), G22 = [g, G_perp] (h x r), with V_perp the next r - 1 right

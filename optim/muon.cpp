@@ -150,7 +150,7 @@ void Muon::step_sharded(const std::vector<std::vector<size_t>>& groups) {
     int64_t n = 0;
     for (const auto& share : shares[static_cast<size_t>(r)]) {
       if (dtype_key(share.group) == key) {
-        n += static_cast<int64_t>(share.slots.size()) * inputs[share.group][0].numel();
+        n += static_cast<int64_t>(share.slots.size()) * inputs[share.group].size(1) * inputs[share.group].size(2);
       }
     }
     return n;
@@ -175,8 +175,8 @@ void Muon::step_sharded(const std::vector<std::vector<size_t>>& groups) {
       int64_t offset = 0;
       for (const auto& share : shares[static_cast<size_t>(r)]) {
         if (dtype_key(share.group) != key) continue;
-        const auto shape = inputs[share.group][0].sizes();
-        const int64_t n = inputs[share.group][0].numel();
+        const auto shape = inputs[share.group].sizes().slice(1);  // (rows, cols) of the (k, rows, cols) stack
+        const int64_t n = shape[0] * shape[1];
         for (int64_t j : share.slots) {
           directions[share.group][static_cast<size_t>(j)] =
               gathered[static_cast<size_t>(r)].narrow(0, offset, n).view(shape);

@@ -78,14 +78,24 @@ void setup(Session& s, const std::string& run_dir) {
   TransformerConfig model_cfg = c.model;
   if (c.mode == "pretrain") {
     const std::string own = run_dir + "/tokenizer.model";
-    if (!c.tokenizer_path.empty() || fs::exists(own)) {  // given, or trained before a resume
+    bool trained_before = fs::exists(own);
+    if (s.comm) {  // every rank must take the same branch: rank 0's view of the file decides
+      auto flag = at::full({1}, trained_before ? 1 : 0, at::kLong);
+      s.comm->broadcast(flag, 0);
+      trained_before = flag.item<int64_t>() != 0;
+    }
+    if (!c.tokenizer_path.empty() || trained_before) {  // given, or trained before a resume
       s.tokenizer = std::make_shared<Tokenizer>(
           Tokenizer::load(c.tokenizer_path.empty() ? own : c.tokenizer_path));
+    } else if (s.comm && s.comm->rank() != 0) {
+      s.comm->barrier();  // rank 0 trains and writes it
+      s.tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(own));
     } else {
       std::vector<std::string> texts;
       for (const auto& e : s.splits.train.examples) texts.push_back(e.prompt + e.text);
       s.tokenizer = std::make_shared<Tokenizer>(
           Tokenizer::train(texts, c.tokenizer_vocab, own, c.seed));
+      if (s.comm) s.comm->barrier();
     }
     model_cfg.vocab_size = s.tokenizer->vocab_size();
     model_cfg.pad_token_id = s.tokenizer->pad_id();
