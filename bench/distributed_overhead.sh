@@ -20,6 +20,7 @@ NPROCS=${NPROCS:-"1 2"}
 STEPS=${STEPS:-40}
 BATCH=${BATCH:-16}
 OUT=${OUT:-$(mktemp -d /tmp/lorascope_dp_bench.XXXXXX)}
+mkdir -p "$OUT"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 CORES=$(nproc)
