@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     return "lorascope: " + std::string(e.what()) + " (see --help)\n";
   });
   int threads = 0;
-  app.add_option("--threads", threads, "intra-op threads (default: all cores)")
+  app.add_option("--threads", threads,
+                 "intra-op threads (default: all cores, shared among the ranks of `launch`)")
       ->check(CLI::NonNegativeNumber);
   std::map<std::string, lorascope::cli::Command> commands;
   commands["mf"] = lorascope::cli::add_mf_command(app);
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   commands["finetune"] = lorascope::cli::add_finetune_command(app);
   commands["compare"] = lorascope::cli::add_compare_command(app);
   commands["pretrained-mf"] = lorascope::cli::add_pretrained_mf_command(app);
+  commands["launch"] = lorascope::cli::add_launch_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

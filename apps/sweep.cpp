@@ -53,14 +53,15 @@ int run_sweep(const SweepArgs& a, const SweepSpec& spec) {
                         (spec.resumable ? " or --resume" : ""));
     }
   }
-  fs::create_directories(a.out);
+  if (spec.after_validation) spec.after_validation();
+  if (spec.writer) fs::create_directories(a.out);
   json index = {{"command", spec.command}, {"config", a.config}, {"sets", a.sets},
                 {"runs", json::array()}};
   int code = 0;
   for (const auto& r : runs) {
     const fs::path dir = fs::path(a.out) / r.name;
     fs::path aside;
-    if (fs::exists(dir) && a.overwrite && !a.resume) {
+    if (spec.writer && fs::exists(dir) && a.overwrite && !a.resume) {
       aside = dir.string() + ".replaced";
       fs::remove_all(aside);
       fs::rename(dir, aside);
@@ -73,6 +74,10 @@ int run_sweep(const SweepArgs& a, const SweepSpec& spec) {
       throw;
     }
     if (!aside.empty()) fs::remove_all(aside);
+    if (!spec.writer) {
+      if (result.status != "completed") code = 3;
+      continue;
+    }
     index["runs"].push_back({{"name", r.name}, {"dir", r.name}, {"overrides", r.overrides},
                              {"status", result.status}});
     write_json_atomic((fs::path(a.out) / "index.json").string(), index);

@@ -42,6 +42,11 @@ struct SweepSpec {
   std::function<RunResult(const RunSpec&, const std::string& run_dir, bool resume)> run;
   // One stderr line for a completed run.
   std::function<std::string(const RunSpec&, const RunResult&)> describe;
+  // Data-parallel ranks: only the writer (rank 0) touches OUT (index.json, --overwrite moves)
+  // and reports; after_validation (a barrier) keeps any rank from finding a run directory that
+  // rank 0 has just created and calling it "already exists".
+  bool writer = true;
+  std::function<void()> after_validation;
 };
 
 int run_sweep(const SweepArgs& args, const SweepSpec& spec);

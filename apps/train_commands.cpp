@@ -1,5 +1,8 @@
 // lorascope pretrain | finetune | compare: the transformer recipes (trainer/train_recipe.h).
+#include <ATen/Context.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -22,6 +25,9 @@ namespace {
 struct TrainArgs {
   SweepArgs sweep;
   std::string device;
+  std::string dist_backend = "auto";
+  double dist_timeout_s = 300;
+  bool no_shard_muon = false, no_overlap = false;
 };
 
 CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& help,
@@ -30,6 +36,19 @@ CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& 
   add_sweep_options(cmd, args->sweep, /*with_resume=*/true);
   cmd->add_option("--device", args->device, "auto | cpu | cuda (same as --set device=...)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  // Data parallel when launched with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (lorascope launch,
+  // torchrun, a scheduler); ignored otherwise.
+  cmd->add_option("--dist-backend", args->dist_backend,
+                  "data parallel: gloo | nccl | auto (nccl on CUDA when built with it)")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+  cmd->add_option("--dist-timeout", args->dist_timeout_s,
+                  "data parallel: seconds a rendezvous or collective may wait for the other ranks "
+                  "(a dead rank ends the job after at most this long)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-shard-muon", args->no_shard_muon,
+                "data parallel: every rank runs Muon's Newton-Schulz on every matrix");
+  cmd->add_flag("--no-overlap", args->no_overlap,
+                "data parallel: all-reduce gradients after backward instead of during it");
   return cmd;
 }
 
@@ -44,8 +63,26 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
   SweepArgs sweep = a.sweep;
   if (!a.device.empty()) sweep.sets.push_back("device=" + a.device);
   spec.validate = validate_train_run;
-  spec.run = [](const RunSpec& r, const std::string& dir, bool resume) {
-    auto outcome = run_train(r, dir, resume);
+  RendezvousInfo where;
+  std::unique_ptr<Communicator> comm;
+  DataParallel dp;
+  if (!sweep.dry_run && !sweep.keys && rendezvous_from_env(&where)) {
+    DistributedOptions options;
+    options.backend = a.dist_backend;
+    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout_s * 1000));
+    options.cuda = at::hasCUDA() && a.device != "cpu";
+    comm = std::make_unique<Communicator>(where, options);
+    dp = {comm.get(), !a.no_shard_muon, !a.no_overlap};
+    if (comm->rank() == 0) {
+      std::fprintf(stderr, "lorascope: data parallel over %d ranks (%s, rendezvous %s:%d)\n",
+                   comm->world_size(), comm->backend().c_str(), where.master_addr.c_str(),
+                   where.master_port);
+    }
+    spec.writer = comm->rank() == 0;
+    spec.after_validation = [c = comm.get()] { c->barrier(); };
+  }
+  spec.run = [&dp](const RunSpec& r, const std::string& dir, bool resume) {
+    auto outcome = run_train(r, dir, resume, &dp);
     return RunResult{outcome.status, outcome.summary};
   };
   spec.describe = [](const RunSpec& r, const RunResult& res) {
@@ -57,7 +94,24 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
                   s["wall_seconds"].get<double>());
     return std::string(line);
   };
-  return run_sweep(sweep, spec);
+  if (!comm) return run_sweep(sweep, spec);
+  // A rank that fails leaves the process group's threads waiting on its peers: report and exit
+  // without unwinding them (the peers' collectives fail in turn, within --dist-timeout).
+  try {
+    const int code = run_sweep(sweep, spec);
+    comm->barrier();  // the ranks finish together
+    return code;
+  } catch (const std::exception& e) {
+    const bool config = dynamic_cast<const ConfigError*>(&e) != nullptr;
+    const bool dist = dynamic_cast<const DistributedError*>(&e) != nullptr;
+    if (dist) {
+      std::fprintf(stderr, "lorascope: %s\n", e.what());
+    } else {
+      std::fprintf(stderr, "lorascope: rank %d: %s\n", comm->rank(), e.what());
+    }
+    std::fflush(stderr);
+    std::_Exit(config ? 2 : 1);
+  }
 }
 
 }  // namespace
@@ -88,6 +142,7 @@ Command add_compare_command(CLI::App& app) {
   return [args]() -> int {
     const int code = train_runs(*args, "finetune", "compare");
     if (args->sweep.dry_run || args->sweep.keys) return code;
+    if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return code;
     const int report = run_python_script("report.py", {args->sweep.out});
     if (report != 0) {
       std::fprintf(stderr, "lorascope: compare: report failed (report.py exited %d)\n", report);

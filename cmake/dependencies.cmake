@@ -22,6 +22,15 @@ find_package(Eigen3 3.3 QUIET NO_MODULE)
 lorascope_header_only(Eigen3::Eigen Eigen/Dense)
 find_package(Threads REQUIRED)
 
+# c10d's ProcessGroupGloo.hpp includes <gloo/...>: Debian's libgloo-dev, or the copy in
+# PyTorch's LibTorch include folder.
+find_path(LORASCOPE_GLOO_INCLUDE_DIR gloo/config.h HINTS ${TORCH_INCLUDE_DIRS}
+          ${LORASCOPE_VENDOR_DIR}/include)
+if(NOT LORASCOPE_GLOO_INCLUDE_DIR)
+  message(FATAL_ERROR "gloo/config.h not found: install libgloo-dev (bash scripts/setup_deps.sh) "
+                      "or point CMAKE_PREFIX_PATH at a LibTorch that ships the Gloo headers")
+endif()
+
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
   pkg_check_modules(SENTENCEPIECE QUIET IMPORTED_TARGET sentencepiece)

@@ -160,4 +160,17 @@ std::vector<Batch> packed_lm_batches(const std::vector<TokenizedExample>& data, 
   return batches;
 }
 
+Batch slice_rows(const Batch& batch, int64_t begin, int64_t end) {
+  Batch out;
+  out.input_ids = batch.input_ids.slice(0, begin, end);
+  out.attention_mask = batch.attention_mask.slice(0, begin, end);
+  out.labels = batch.labels.slice(0, begin, end);
+  out.num_tokens = out.attention_mask.sum().item<int64_t>();
+  return out;
+}
+
+std::pair<int64_t, int64_t> shard_range(int64_t rows, int rank, int world) {
+  return {rows * rank / world, rows * (rank + 1) / world};
+}
+
 }  // namespace lorascope

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "data/text_datasets.h"
@@ -47,5 +48,12 @@ std::vector<Batch> packed_lm_batches(const std::vector<TokenizedExample>& data, 
 // Supervised fine-tuning batches (padding; loss only after prompt_len).
 std::vector<Batch> sft_batches(const std::vector<TokenizedExample>& data, int64_t batch_size,
                                int64_t pad_id, uint64_t seed, int64_t epoch, bool shuffle = true);
+
+// Rows [begin, end) of a batch (a data-parallel rank's shard of a global batch); num_tokens
+// counts the real tokens of those rows.
+Batch slice_rows(const Batch& batch, int64_t begin, int64_t end);
+// The rows of a global batch of `rows` rows that rank `rank` of `world` reads: contiguous and as
+// even as possible, [floor(rank * rows / world), floor((rank + 1) * rows / world)).
+std::pair<int64_t, int64_t> shard_range(int64_t rows, int rank, int world);
 
 }  // namespace lorascope

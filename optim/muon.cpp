@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 namespace lorascope {
@@ -62,61 +63,157 @@ void Muon::step_one(size_t i) {
 
 // The per-parameter arithmetic of step_one on a list: foreach kernels for the momentum and
 // the parameter updates, one stacked batch through the orthogonalizer.
-void Muon::step_group(const std::vector<size_t>& members) {
-  std::vector<at::Tensor> params, grads, bufs;
-  for (size_t i : members) {
-    params.push_back(params_[i]);
-    grads.push_back(params_[i].grad());
-  }
-  at::Tensor stacked;
-  if (options_.momentum == 0.0) {
-    stacked = at::stack(grads);
-  } else {
-    // M <- mu M + G, or M <- G where a buffer starts this step (as muon_direction does).
-    std::vector<at::Tensor> old_bufs, old_grads;
-    for (size_t k = 0; k < members.size(); ++k) {
-      auto& m = momentum_[members[k]];
-      if (m.defined()) {
-        old_bufs.push_back(m);
-        old_grads.push_back(grads[k]);
-      } else {
-        m = grads[k].clone();
-      }
-      bufs.push_back(m);
+at::Tensor Muon::stacked_inputs(const std::vector<size_t>& members) {
+  std::vector<at::Tensor> grads, bufs;
+  for (size_t i : members) grads.push_back(params_[i].grad());
+  if (options_.momentum == 0.0) return at::stack(grads);
+  // M <- mu M + G, or M <- G where a buffer starts this step (as muon_direction does).
+  std::vector<at::Tensor> old_bufs, old_grads;
+  for (size_t k = 0; k < members.size(); ++k) {
+    auto& m = momentum_[members[k]];
+    if (m.defined()) {
+      old_bufs.push_back(m);
+      old_grads.push_back(grads[k]);
+    } else {
+      m = grads[k].clone();
     }
-    if (!old_bufs.empty()) {
-      at::_foreach_mul_(old_bufs, options_.momentum);
-      at::_foreach_add_(old_bufs, old_grads);
-    }
-    stacked = options_.nesterov ? at::stack(grads).add_(at::stack(bufs), options_.momentum)
-                                : at::stack(bufs);
+    bufs.push_back(m);
   }
-  auto directions = orthogonalize(stacked, options_.ortho).unbind(0);
+  if (!old_bufs.empty()) {
+    at::_foreach_mul_(old_bufs, options_.momentum);
+    at::_foreach_add_(old_bufs, old_grads);
+  }
+  return options_.nesterov ? at::stack(grads).add_(at::stack(bufs), options_.momentum)
+                           : at::stack(bufs);
+}
+
+void Muon::apply(const std::vector<size_t>& members, const std::vector<at::Tensor>& directions) {
+  std::vector<at::Tensor> params;
+  for (size_t i : members) params.push_back(params_[i]);
   const auto& p0 = params_[members.front()];
   if (options_.weight_decay != 0.0) at::_foreach_mul_(params, 1.0 - lr_ * options_.weight_decay);
   at::_foreach_add_(params, directions,
                     -lr_ * muon_lr_scale(p0.size(0), p0.size(1), options_.lr_scaling));
 }
 
+void Muon::step_group(const std::vector<size_t>& members) {
+  apply(members, orthogonalize(stacked_inputs(members), options_.ortho).unbind(0));
+}
+
+void Muon::set_sharding(MuonSharding sharding) {
+  if (sharding.world_size < 1 || sharding.rank < 0 || sharding.rank >= sharding.world_size) {
+    throw std::invalid_argument("muon: sharding: rank " + std::to_string(sharding.rank) +
+                                " outside world size " + std::to_string(sharding.world_size));
+  }
+  if (sharding.world_size > 1 && !sharding.all_gather) {
+    throw std::invalid_argument("muon: sharding: world size > 1 needs an all_gather");
+  }
+  sharding_ = std::move(sharding);
+}
+
+void Muon::step_sharded(const std::vector<std::vector<size_t>>& groups) {
+  const int64_t world = sharding_.world_size;
+  // Member j of group g belongs to rank (first_g + j) % world, first_g = members of the groups
+  // before g: every rank derives the same deal, so no metadata travels.
+  struct Share {
+    size_t group;
+    std::vector<int64_t> slots;  // positions within the group
+  };
+  std::vector<std::vector<Share>> shares(static_cast<size_t>(world));  // [rank] in group order
+  std::vector<at::Tensor> inputs(groups.size());
+  int64_t dealt = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    inputs[g] = stacked_inputs(groups[g]);  // every rank advances every momentum buffer
+    const auto k = static_cast<int64_t>(groups[g].size());
+    for (int64_t r = 0; r < world; ++r) {
+      Share share{g, {}};
+      for (int64_t j = ((r - dealt) % world + world) % world; j < k; j += world) share.slots.push_back(j);
+      if (!share.slots.empty()) shares[static_cast<size_t>(r)].push_back(std::move(share));
+    }
+    dealt += k;
+  }
+  // Orthogonalize this rank's share, flattened per dtype for one all-gather each.
+  auto dtype_key = [&](size_t g) { return c10::str(inputs[g].scalar_type()); };
+  std::map<std::string, std::vector<at::Tensor>> mine;
+  for (const auto& share : shares[static_cast<size_t>(sharding_.rank)]) {
+    const auto& in = inputs[share.group];
+    at::Tensor out;
+    if (share.slots.size() == 1) {
+      out = orthogonalize(in[share.slots[0]], options_.ortho);  // as step_one would
+    } else {
+      auto idx = at::tensor(share.slots, at::TensorOptions(at::kLong).device(in.device()));
+      out = orthogonalize(in.index_select(0, idx), options_.ortho);
+    }
+    mine[dtype_key(share.group)].push_back(out.reshape({-1}));
+  }
+  auto numel_of = [&](int64_t r, const std::string& key) {
+    int64_t n = 0;
+    for (const auto& share : shares[static_cast<size_t>(r)]) {
+      if (dtype_key(share.group) == key) {
+        n += static_cast<int64_t>(share.slots.size()) * inputs[share.group].size(1) * inputs[share.group].size(2);
+      }
+    }
+    return n;
+  };
+  std::vector<std::vector<at::Tensor>> directions(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) directions[g].resize(groups[g].size());
+  std::set<std::string> keys;
+  for (size_t g = 0; g < groups.size(); ++g) keys.insert(dtype_key(g));
+  for (const auto& key : keys) {
+    int64_t longest = 0;
+    for (int64_t r = 0; r < world; ++r) longest = std::max(longest, numel_of(r, key));
+    if (longest == 0) continue;
+    const auto& parts = mine[key];
+    at::TensorOptions opts;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      if (dtype_key(g) == key) opts = inputs[g].options();
+    }
+    auto flat = parts.empty() ? at::zeros({longest}, opts) : at::cat(parts);
+    if (flat.numel() < longest) flat = at::cat({flat, at::zeros({longest - flat.numel()}, opts)});
+    auto gathered = world == 1 ? std::vector<at::Tensor>{flat} : sharding_.all_gather(flat);
+    for (int64_t r = 0; r < world; ++r) {
+      int64_t offset = 0;
+      for (const auto& share : shares[static_cast<size_t>(r)]) {
+        if (dtype_key(share.group) != key) continue;
+        const auto shape = inputs[share.group].sizes().slice(1);  // (rows, cols) of the (k, rows, cols) stack
+        const int64_t n = shape[0] * shape[1];
+        for (int64_t j : share.slots) {
+          directions[share.group][static_cast<size_t>(j)] =
+              gathered[static_cast<size_t>(r)].narrow(0, offset, n).view(shape);
+          offset += n;
+        }
+      }
+    }
+  }
+  for (size_t g = 0; g < groups.size(); ++g) apply(groups[g], directions[g]);
+}
+
 void Muon::step() {
   check_finite_lr();
   at::NoGradGuard no_grad;
+  const bool sharded = sharding_.world_size > 1 || sharding_.all_gather;
   // Groups of same shape, dtype and device among the parameters that have a gradient.
   std::map<std::string, std::vector<size_t>> groups;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     if (!p.grad().defined()) continue;
-    if (!options_.grouped) {
+    if (!options_.grouped && !sharded) {
       step_one(i);
       continue;
     }
     groups[c10::str(p.sizes(), p.scalar_type(), p.device())].push_back(i);
   }
-  for (const auto& [key, members] : groups) {
-    if (members.size() == 1) {
-      step_one(members.front());
-    } else {
-      step_group(members);
+  if (sharded) {
+    std::vector<std::vector<size_t>> ordered;
+    for (auto& [key, members] : groups) ordered.push_back(std::move(members));
+    step_sharded(ordered);
+  } else {
+    for (const auto& [key, members] : groups) {
+      if (members.size() == 1) {
+        step_one(members.front());
+      } else {
+        step_group(members);
+      }
     }
   }
   ++step_;

@@ -17,6 +17,7 @@
 // Only for 2-D matrices: embeddings, norms, biases and heads belong to AdamW (hybrid.h).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "optim/optimizer.h"
@@ -40,6 +41,19 @@ struct MuonOptions {
   bool grouped = true;
 };
 
+// Data-parallel Muon without repeating the orthogonalization on every rank (every rank holds
+// the same all-reduced gradients): within each group of same-shape matrices the matrices are
+// dealt to the ranks round-robin (continuing across groups, so singleton groups spread too), each
+// rank runs the orthogonalizer on its share as one batch, and one all-gather per dtype hands every
+// rank all directions. Momentum buffers stay replicated (elementwise, cheap), so any rank's state
+// is the whole optimizer state. The update equals the unsharded one up to the batching of the
+// orthogonalizer's matmuls.
+struct MuonSharding {
+  int rank = 0, world_size = 1;
+  // Every rank's `mine` in rank order; `mine` has the same shape and dtype on every rank.
+  std::function<std::vector<at::Tensor>(const at::Tensor& mine)> all_gather;
+};
+
 // The update direction T(D_t), advancing the momentum buffer in place (undefined buffer =
 // first step). A pure function of its inputs so that grouped or sharded steps can reuse it.
 at::Tensor muon_direction(const at::Tensor& grad, at::Tensor& momentum_buffer,
@@ -51,13 +65,20 @@ class Muon : public Optimizer {
   void step() override;
   std::string name() const override { return options_.momentum == 0.0 ? "specgd" : "muon"; }
   const MuonOptions& options() const { return options_; }
+  // world_size 1 (the default) steps alone; otherwise every rank must call step() together.
+  void set_sharding(MuonSharding sharding);
 
  private:
   void step_one(size_t i);
   void step_group(const std::vector<size_t>& members);
+  void step_sharded(const std::vector<std::vector<size_t>>& groups);
+  // Advances the members' momentum buffers; returns the stacked orthogonalizer input (k, rows, cols).
+  at::Tensor stacked_inputs(const std::vector<size_t>& members);
+  void apply(const std::vector<size_t>& members, const std::vector<at::Tensor>& directions);
 
   MuonOptions options_;
   std::vector<at::Tensor> momentum_;
+  MuonSharding sharding_;
 };
 
 }  // namespace lorascope

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -18,6 +19,7 @@
 #include "trainer/autocast_guard.h"
 #include "trainer/checkpoint.h"
 #include "trainer/device.h"
+#include "trainer/grad_reducer.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/optimizer_factory.h"
 #include "trainer/progress.h"
@@ -48,6 +50,7 @@ struct Session {
   LrSchedule schedule;
   int64_t batches_per_epoch = 0, total_steps = 0;
   bool classification = false;
+  Communicator* comm = nullptr;  // data parallel when set
 };
 
 std::vector<Batch> epoch_batches(const Session& s, const std::vector<TokenizedExample>& data,
@@ -63,6 +66,7 @@ std::vector<Batch> epoch_batches(const Session& s, const std::vector<TokenizedEx
 void setup(Session& s, const std::string& run_dir) {
   auto& c = s.cfg;
   s.device = pick_device(c.device);
+  if (s.device.is_cuda() && s.comm) s.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(s.comm->local_rank()));
   // 1. data and its seeded split
   auto data = load_text_dataset(c.data_kind, c.data_path, c.load);
   s.splits = split_dataset(data, c.validation_fraction, c.test_fraction, static_cast<uint64_t>(c.seed));
@@ -74,14 +78,24 @@ void setup(Session& s, const std::string& run_dir) {
   TransformerConfig model_cfg = c.model;
   if (c.mode == "pretrain") {
     const std::string own = run_dir + "/tokenizer.model";
-    if (!c.tokenizer_path.empty() || fs::exists(own)) {  // given, or trained before a resume
+    bool trained_before = fs::exists(own);
+    if (s.comm) {  // every rank must take the same branch: rank 0's view of the file decides
+      auto flag = at::full({1}, trained_before ? 1 : 0, at::kLong);
+      s.comm->broadcast(flag, 0);
+      trained_before = flag.item<int64_t>() != 0;
+    }
+    if (!c.tokenizer_path.empty() || trained_before) {  // given, or trained before a resume
       s.tokenizer = std::make_shared<Tokenizer>(
           Tokenizer::load(c.tokenizer_path.empty() ? own : c.tokenizer_path));
+    } else if (s.comm && s.comm->rank() != 0) {
+      s.comm->barrier();  // rank 0 trains and writes it
+      s.tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(own));
     } else {
       std::vector<std::string> texts;
       for (const auto& e : s.splits.train.examples) texts.push_back(e.prompt + e.text);
       s.tokenizer = std::make_shared<Tokenizer>(
           Tokenizer::train(texts, c.tokenizer_vocab, own, c.seed));
+      if (s.comm) s.comm->barrier();
     }
     model_cfg.vocab_size = s.tokenizer->vocab_size();
     model_cfg.pad_token_id = s.tokenizer->pad_id();
@@ -157,7 +171,9 @@ at::Tensor to_device(const at::Tensor& t, const at::Device& d) {
   return t.pin_memory().to(d, /*non_blocking=*/true);
 }
 
-at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr) {
+// The batch's mean loss, or, with a denominator (a data-parallel shard), the sum over its rows
+// divided by the global batch's count.
+at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr, double denominator = 0) {
   auto ids = to_device(b.input_ids, s.device), labels = to_device(b.labels, s.device);
   // A batch without padding (checked here, on the host copy) goes without a mask: the model
   // then takes causal attention's fused kernel and needs no device-to-host check for padding.
@@ -169,13 +185,19 @@ at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr)
     logits = s.model->forward(ids, mask);
   }
   if (logits_out) *logits_out = logits;
-  if (s.classification) return at::cross_entropy_loss(logits.to(at::kFloat), labels);
+  if (s.classification) {
+    if (denominator > 0) {
+      return at::cross_entropy_loss(logits.to(at::kFloat), labels, {}, at::Reduction::Sum) / denominator;
+    }
+    return at::cross_entropy_loss(logits.to(at::kFloat), labels);
+  }
   const int64_t V = logits.size(-1);
   // Mean over the unmasked targets, computed on the device without a host round trip. A batch
   // whose every label is masked (an SFT prompt longer than max_len) has loss 0, not the NaN of a
   // mean over zero targets, which would read as divergence.
   auto sum = at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), labels.reshape({-1}),
                                     {}, at::Reduction::Sum, -100);
+  if (denominator > 0) return sum / denominator;
   return sum / labels.ne(-100).sum().clamp_min(1).to(sum.scalar_type());
 }
 
@@ -241,6 +263,18 @@ std::pair<double, double> loss_and_grad_norm(torch::nn::Module& model, const at:
   return {v[0], std::sqrt(sq)};
 }
 
+// The loss denominator of a global micro-batch: its examples (classification) or its targets.
+double global_denominator(const Session& s, const Batch& b) {
+  if (s.classification) return static_cast<double>(b.labels.size(0));
+  return std::max<double>(1.0, b.labels.ne(-100).sum().item<double>());
+}
+
+// Muon inside the optimizer (alone or in the hybrid), to shard it.
+Muon* find_muon(Optimizer& optimizer) {
+  if (auto* h = dynamic_cast<Hybrid*>(&optimizer)) return &h->muon();
+  return dynamic_cast<Muon*>(&optimizer);
+}
+
 }  // namespace
 
 void validate_train_run(const RunSpec& run) {
@@ -255,9 +289,13 @@ void validate_train_run(const RunSpec& run) {
   }
 }
 
-TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume) {
+TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume,
+                       const DataParallel* dp) {
   Session s;
   s.cfg = TrainConfig::from_json(run.config);
+  s.comm = dp ? dp->comm : nullptr;
+  const int rank = s.comm ? s.comm->rank() : 0, world = s.comm ? s.comm->world_size() : 1;
+  const bool writer = rank == 0;  // only rank 0 writes files
   // Dropout draws from the global CPU generator: seed it per run, so a run's config.json alone
   // reproduces it (also when it ran second in a compare).
   {
@@ -267,15 +305,29 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   }
   const bool existed = fs::exists(run_dir);
   try {
-    fs::create_directories(run_dir);
+    if (writer) fs::create_directories(run_dir);
     setup(s, run_dir);
   } catch (const std::runtime_error& e) {
-    if (!existed) fs::remove_all(run_dir);  // bad input leaves nothing behind
+    if (!existed && writer) fs::remove_all(run_dir);  // bad input leaves nothing behind
     if (dynamic_cast<const ConfigError*>(&e)) throw;
     throw ConfigError(e.what());
   }
   const auto& c = s.cfg;
-  write_json_atomic(run_dir + "/config.json", run.config);
+  if (writer) write_json_atomic(run_dir + "/config.json", run.config);
+  std::unique_ptr<GradReducer> reducer;
+  Muon* sharded_muon = nullptr;
+  if (s.comm) {
+    std::vector<at::Tensor> trainable;
+    for (const auto& p : s.model->parameters()) {
+      if (p.requires_grad()) trainable.push_back(p);
+    }
+    reducer = std::make_unique<GradReducer>(trainable, *s.comm, dp->bucket_bytes, dp->overlap);
+    if (dp->shard_muon && (sharded_muon = find_muon(*s.optimizer))) {
+      Communicator* comm = s.comm;
+      sharded_muon->set_sharding({rank, world, [comm](const at::Tensor& t) { return comm->all_gather(t); }});
+    }
+  }
+  double comm_seconds = 0, optimizer_seconds = 0;  // data-parallel overheads, summed over steps
 
   TrainState state;
   const std::string metrics_path = run_dir + "/metrics.jsonl";
@@ -291,14 +343,15 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
                           "with the run's own config.json or start a new run");
       }
       state = load_checkpoint(*ckpt, *s.model, *s.optimizer);
-      truncate_jsonl_after(metrics_path, state.step);
-      std::fprintf(stderr, "%s: resuming from %s (step %lld)\n", c.name.c_str(), ckpt->c_str(),
+      if (writer) truncate_jsonl_after(metrics_path, state.step);
+      if (writer) std::fprintf(stderr, "%s: resuming from %s (step %lld)\n", c.name.c_str(), ckpt->c_str(),
                    static_cast<long long>(state.step));
-    } else {
+    } else if (writer) {
       std::fprintf(stderr, "%s: no checkpoint to resume from; starting fresh\n", c.name.c_str());
     }
   }
-  JsonlWriter metrics(metrics_path, /*append=*/resume && state.step > 0);
+  std::unique_ptr<JsonlWriter> metrics;
+  if (writer) metrics = std::make_unique<JsonlWriter>(metrics_path, /*append=*/resume && state.step > 0);
   s.adapters = find_adapters(*s.model);
   s.model->train();
 
@@ -307,7 +360,9 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   auto seconds = [&] {
     return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  Progress progress(c.name, s.total_steps, state.step);
+  const int64_t first_step = state.step;  // the overhead timings cover this process's steps
+  std::optional<Progress> progress;
+  if (writer) progress.emplace(c.name, s.total_steps, state.step);
   json summary = {{"name", c.name}, {"mode", c.mode}, {"optimizer", s.optimizer->name()},
                   {"trainable_parameters", 0}, {"adapters", static_cast<int64_t>(s.adapters.size())}};
   int64_t n_trainable = 0;
@@ -318,6 +373,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   auto window_start = std::chrono::steady_clock::now();
 
   auto log_step = [&](double loss, double gnorm) {
+    if (!writer) return;  // the spectral monitor and evaluation run once, on rank 0
     const bool log_due = state.step % c.log_every == 0 || state.step == s.total_steps;
     const bool monitor_due = !s.adapters.empty() && (state.step % c.monitor_every == 0 || state.step == s.total_steps);
     const bool eval_due = c.eval_every > 0 && state.step % c.eval_every == 0 && state.step > 0;
@@ -328,12 +384,12 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
                 {"tokens", state.tokens}, {"wall_s", seconds()}};
     if (monitor_due) rec["adapters"] = adapter_spectra(s.adapters);
     if (eval_due) rec["eval"] = evaluate(s, s.validation, c.eval_batches);
-    metrics.write(rec);
+    metrics->write(rec);
     window_tokens = 0;
     window_start = std::chrono::steady_clock::now();
   };
-  if (state.step == 0 && !s.adapters.empty()) {
-    metrics.write({{"step", 0}, {"epoch", 0}, {"adapters", adapter_spectra(s.adapters)}, {"wall_s", 0.0}});
+  if (state.step == 0 && !s.adapters.empty() && writer) {
+    metrics->write({{"step", 0}, {"epoch", 0}, {"adapters", adapter_spectra(s.adapters)}, {"wall_s", 0.0}});
   }
 
   bool done = state.step >= s.total_steps;
@@ -343,13 +399,34 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
     at::Tensor accum;  // the step's loss, summed over micro-batches on the device
     for (; state.batch < static_cast<int64_t>(batches.size()); ++state.batch) {
       const auto& b = batches[state.batch];
-      auto loss = loss_of(s, b) / static_cast<double>(c.grad_accum);
-      loss.backward();
-      accum = accum.defined() ? accum + loss.detach() : loss.detach();
+      if (!s.comm) {
+        auto loss = loss_of(s, b) / static_cast<double>(c.grad_accum);
+        loss.backward();
+        accum = accum.defined() ? accum + loss.detach() : loss.detach();
+      } else {
+        // This rank's rows of the global micro-batch; a rank may get none of a short last batch.
+        const auto [lo, hi] = shard_range(b.labels.size(0), rank, world);
+        if (micro + 1 == c.grad_accum) reducer->arm();  // the step's gradients are final after this backward
+        if (hi > lo) {
+          auto loss = loss_of(s, slice_rows(b, lo, hi), nullptr, global_denominator(s, b)) /
+                      static_cast<double>(c.grad_accum);
+          loss.backward();
+          accum = accum.defined() ? accum + loss.detach() : loss.detach();
+        }
+      }
       window_tokens += static_cast<double>(b.num_tokens);
       state.tokens += static_cast<double>(b.num_tokens);
       if (++micro < c.grad_accum) continue;
       micro = 0;
+      if (s.comm) {
+        const auto t0 = std::chrono::steady_clock::now();
+        reducer->finish();
+        // The global mean loss: the sum of the ranks' shares.
+        accum = accum.defined() ? accum.reshape({1}).contiguous()
+                                : at::zeros({1}, at::TensorOptions(at::kFloat).device(s.device));
+        s.comm->all_reduce(accum);
+        comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
       std::string bad;
       const auto [accum_loss, gnorm] = loss_and_grad_norm(*s.model, accum, &bad);
       accum = at::Tensor();
@@ -377,14 +454,15 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
         }
       }
       s.optimizer->set_lr_factor(s.schedule.factor(state.step));
+      const auto step_start = std::chrono::steady_clock::now();
       s.optimizer->step();
+      optimizer_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
       s.optimizer->zero_grad();
       ++state.step;
       last_loss = accum_loss;
       log_step(last_loss, gnorm);
-      progress.update(state.step, last_loss,
-                      state.tokens / std::max(seconds(), 1e-9));
-      if (c.checkpoint_every > 0 && state.step % c.checkpoint_every == 0) {
+      if (progress) progress->update(state.step, last_loss, state.tokens / std::max(seconds(), 1e-9));
+      if (writer && c.checkpoint_every > 0 && state.step % c.checkpoint_every == 0) {
         TrainState at_boundary = state;
         ++at_boundary.batch;  // this batch is consumed
         at_boundary.seconds = seconds();
@@ -406,8 +484,22 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
     s.optimizer->zero_grad();  // leftover micro-batches (fewer than grad_accum) take no step
     state.batch = 0;
   }
-  progress.finish();
+  if (progress) progress->finish();
   if (status == "halted") return {status, summary};
+  if (s.comm) {
+    const double steps = static_cast<double>(std::max<int64_t>(1, state.step - first_step));
+    summary["distributed"] = {{"world_size", world}, {"backend", s.comm->backend()},
+                              {"shard_muon", sharded_muon != nullptr}, {"overlap", dp->overlap},
+                              {"buckets", reducer->bucket_count()},
+                              {"allreduce_wait_s_per_step", comm_seconds / steps}};
+  }
+  summary["optimizer_s_per_step"] =
+      optimizer_seconds / static_cast<double>(std::max<int64_t>(1, state.step - first_step));
+  if (!writer) {
+    summary["status"] = status;
+    summary["steps"] = state.step;
+    return {status, summary};
+  }
   const double elapsed = seconds();
   summary["status"] = status;
   summary["steps"] = state.step;

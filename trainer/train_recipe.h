@@ -10,6 +10,15 @@
 //
 // Both write RUN_DIR/{config.json, metrics.jsonl, summary.json} and checkpoints; --resume
 // continues from the newest checkpoint on the same trajectory (same batches, same RNG state).
+//
+// Data parallel (a DataParallel with a Communicator): every rank builds the same global batches
+// (train.batch_size is the global micro-batch, the data order does not depend on the world size)
+// and reads its contiguous share of rows; each rank's loss is its rows' sum divided by the
+// global batch's count, so the all-reduced sum of gradients (trainer/grad_reducer.h) is the
+// gradient of the global mean loss and the logged loss is the global mean. Muon's Newton-Schulz
+// is sharded across the ranks (optim/muon.h). Rank 0 alone evaluates, runs the spectral
+// monitor and writes metrics, summary and checkpoints; every rank resumes from them. With
+// dropout > 0 the ranks draw different masks, so only dropout-free runs match one process.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -17,6 +26,7 @@
 #include <string>
 
 #include "trainer/config.h"
+#include "trainer/distributed.h"
 
 namespace lorascope {
 
@@ -25,8 +35,17 @@ struct TrainOutcome {
   nlohmann::json summary;
 };
 
+struct DataParallel {
+  Communicator* comm = nullptr;
+  bool shard_muon = true;   // split Newton-Schulz across ranks (false: every rank runs all of it)
+  bool overlap = true;      // all-reduce buckets from gradient hooks during backward
+  int64_t bucket_bytes = 25 << 20;  // DDP's default bucket size
+};
+
 // Checks what can be checked before writing anything (data present, base readable).
 void validate_train_run(const RunSpec& run);
-TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume);
+// dp: null or a DataParallel whose comm is null for a single-process run.
+TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume,
+                       const DataParallel* dp = nullptr);
 
 }  // namespace lorascope
