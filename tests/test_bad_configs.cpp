@@ -4,8 +4,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <ostream>
 #include <string>
 
 namespace {
@@ -82,6 +84,8 @@ const BadConfig kCases[] = {
     {"RankAccuracyNoSamples", "rank-accuracy", "", "--set mc.samples=0", "mc.samples: expected"},
     {"RankAccuracyEndTimeString", "rank-accuracy", "", "--set train.t_end=abc", "train.t_end: expected"},
 };
+
+void PrintTo(const BadConfig& c, std::ostream* os) { *os << c.label; }  // test names, not bytes
 
 class BadConfigTest : public testing::TestWithParam<BadConfig> {};
 

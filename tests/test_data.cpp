@@ -130,8 +130,8 @@ TEST(TextDatasetTest, SpamAssassinKeepsSubjectAndBodyAndLabelsSpam) {
 TEST(TextDatasetTest, MalformedMailOrChapterFileIsNamedOrSkippedAndCounted) {
   TempDir dir("spam_bad");
   write_spam_fixture(dir);
-  const auto bad_mail = dir.write("spam/spam-2/00002.gg.json", "{\"text\": \"Subject: x\n\nhi\",\n oops}");
-  const auto no_text = dir.write("spam/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");
+  const auto bad_mail = dir.write("spam/data/spam-2/00002.gg.json", "{\"text\": \"Subject: x\n\nhi\",\n oops}");
+  const auto no_text = dir.write("spam/data/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");
   EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
                (no_text + ": expected an object with a string \"text\""));
   ::unlink(no_text.c_str());
@@ -139,7 +139,7 @@ TEST(TextDatasetTest, MalformedMailOrChapterFileIsNamedOrSkippedAndCounted) {
                (bad_mail + ": not valid JSON (") );
   EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
                "line 2");
-  dir.write("spam/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");
+  dir.write("spam/data/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");
   LoadOptions opt;
   opt.skip_malformed = true;
   int64_t skipped = 0;

@@ -21,7 +21,7 @@ PretrainedMFSetup pretrained_mf_setup(const PretrainedMFConfig& cfg) {
   shape.pair = parse_target_pair(cfg.pair);
   Gaussian gauss(static_cast<uint64_t>(cfg.seed));
   PretrainedMF mf = make_pretrained_mf(shape, gauss);
-  LoraFactors lora = init_lora(mf, parse_lora_init(cfg.init), cfg.rank, cfg.alpha, gauss);
+  LoraFactors lora = init_lora(mf, parse_pretrained_lora_init(cfg.init), cfg.rank, cfg.alpha, gauss);
   return {std::move(mf), std::move(lora)};
 }
 
