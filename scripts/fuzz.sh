@@ -33,7 +33,7 @@ for t in "${targets[@]}"; do
   fi
   rc=0
   "$bin" -artifact_prefix="build-fuzz/artifacts/$t-" "${args[@]}" >"$log" 2>&1 || rc=$?
-  grep -E "^(#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" "$log" || true
+  grep -E "^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" "$log" || true
   if [ "$rc" != 0 ]; then
     tail -40 "$log"
     echo "fuzz.sh: fuzz_$t failed (exit $rc; input in build-fuzz/artifacts/, log $log)"
