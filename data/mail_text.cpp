@@ -256,6 +256,7 @@ std::string strip_html(const std::string& html) {
       for (const char* block : {"style", "script"}) {
         if (low.compare(i + 1, std::strlen(block), block) == 0) {
           i = std::min(low.find(std::string("</") + block, i), html.size());
+          break;  // an unclosed block ends the text: i is past the end
         }
       }
       if (i >= html.size()) break;

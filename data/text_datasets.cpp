@@ -56,6 +56,16 @@ std::vector<fs::path> sorted_files(const fs::path& dir) {
   return files;
 }
 
+// The "text" of a Moby-Dick chapter or SpamAssassin mail file ({"text": "...", ...}); throws
+// naming the file (and, for bad JSON, the line and column).
+std::string chapter_or_mail_text(const fs::path& path) {
+  json j = parse_json(read_file(path), path);
+  if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
+    throw std::runtime_error(path.string() + ": expected an object with a string \"text\"");
+  }
+  return std::move(j["text"].get_ref<std::string&>());
+}
+
 // Brown tokens are word/TAG (the word may hold a slash itself: 1/2/cd).
 std::string brown_word(const std::string& token) {
   const size_t slash = token.rfind('/');
@@ -111,7 +121,7 @@ TextDataset load_brown(const fs::path& dir, const LoadOptions& opt) {
   return data;
 }
 
-TextDataset load_moby_dick(const fs::path& dir) {
+TextDataset load_moby_dick(const fs::path& dir, const LoadOptions& opt, int64_t& skipped) {
   std::vector<std::pair<long, fs::path>> chapters;
   for (const auto& path : sorted_files(data_root(dir))) {
     const std::string name = path.filename().string();
@@ -121,11 +131,12 @@ TextDataset load_moby_dick(const fs::path& dir) {
   std::sort(chapters.begin(), chapters.end());
   TextDataset data{"moby_dick", {}, {}};
   for (const auto& [number, path] : chapters) {
-    const json j = parse_json(read_file(path), path);
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-      throw std::runtime_error(path.string() + ": expected an object with a string \"text\"");
+    try {
+      data.examples.push_back({chapter_or_mail_text(path), -1, ""});
+    } catch (const std::runtime_error&) {
+      if (!opt.skip_malformed) throw;
+      ++skipped;
     }
-    data.examples.push_back({j["text"].get<std::string>(), -1, ""});
   }
   return data;
 }
@@ -155,7 +166,7 @@ void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
   }
 }
 
-TextDataset load_spam_assassin(const fs::path& dir, const LoadOptions& opt) {
+TextDataset load_spam_assassin(const fs::path& dir, const LoadOptions& opt, int64_t& skipped) {
   const fs::path root = data_root(dir);
   TextDataset data{"spam_assassin", {}, {"ham", "spam"}};
   std::vector<fs::path> files;
@@ -169,14 +180,21 @@ TextDataset load_spam_assassin(const fs::path& dir, const LoadOptions& opt) {
     }
   }
   // About 6000 files of raw mail: reading, JSON and MIME parsing dominate, one file per task.
+  std::vector<char> malformed(files.size(), 0);
   parallel_for(files.size(), [&](size_t i) {
-    const json j = parse_json(read_file(files[i]), files[i]);
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
-      throw std::runtime_error(files[i].string() + ": expected an object with a string \"text\"");
+    try {
+      data.examples[i].text = mail_subject_and_body(chapter_or_mail_text(files[i]), opt.max_chars);
+    } catch (const std::runtime_error&) {
+      if (!opt.skip_malformed) throw;
+      malformed[i] = 1;
     }
-    data.examples[i].text =
-        mail_subject_and_body(j["text"].get_ref<const std::string&>(), opt.max_chars);
   });
+  std::vector<TextExample> kept;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!malformed[i]) kept.push_back(std::move(data.examples[i]));
+  }
+  skipped += static_cast<int64_t>(files.size() - kept.size());
+  data.examples = std::move(kept);
   return data;
 }
 
@@ -234,8 +252,8 @@ TextDataset load_text_dataset(const std::string& kind, const std::string& path,
 
   int64_t skip_count = 0;
   TextDataset data = kind == "brown"           ? load_brown(where, options)
-                     : kind == "moby_dick"     ? load_moby_dick(where)
-                     : kind == "spam_assassin" ? load_spam_assassin(where, options)
+                     : kind == "moby_dick"     ? load_moby_dick(where, options, skip_count)
+                     : kind == "spam_assassin" ? load_spam_assassin(where, options, skip_count)
                      : kind == "glue_tsv"      ? load_glue_tsv(where, options, skip_count)
                      : kind == "alpaca"        ? load_alpaca(where, options, skip_count)
                                                : load_plain_text(where);

@@ -41,13 +41,15 @@ struct LoadOptions {
   int64_t max_chars = 2000;    // spam_assassin
   int64_t limit = 0;           // keep at most this many examples (0 = all): evenly spaced
                                // picks, so a corpus stored by genre or class keeps each part
-  bool skip_malformed = false; // glue_tsv / alpaca: skip bad records (counted) instead of failing
+  bool skip_malformed = false; // glue_tsv / alpaca records, moby_dick / spam_assassin files:
+                               // skip bad ones (counted) instead of failing
 };
 
 std::string default_data_dir();
 // path: the dataset's directory or file; "" = its place under default_data_dir(). A missing
 // dataset throws std::runtime_error saying which command fetches it; a malformed record throws
-// "FILE:LINE: expected ..." unless skip_malformed (then the count is in skipped).
+// "FILE:LINE: expected ..." (a malformed chapter or mail file: "FILE: ...") unless
+// skip_malformed (then the count is in skipped).
 TextDataset load_text_dataset(const std::string& kind, const std::string& path,
                               const LoadOptions& options, int64_t* skipped = nullptr);
 

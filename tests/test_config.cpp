@@ -68,6 +68,8 @@ TEST(ConfigTest, EveryBadInputNamesTheKeyAndWhatWasExpected) {
       {R"({"grid": {"optim.lr": [0.1, -1]}})", {}, "optim.lr: expected a number > 0, got -1"},
       {"{}", {"optim.lr"}, "--set optim.lr: expected KEY=VALUE"},
       {"{}", {"optim.lrate=3"}, "optim.lrate: unknown key (did you mean optim.lr?)"},
+      // Found by tests/fuzz/fuzz_config: invalid UTF-8 made the message's dump() throw.
+      {"{}", {"optim.name=\x82\xb3"}, "--set \"optim.name=\xEF\xBF\xBD\xEF\xBF\xBD\": expected UTF-8 text"},
       {R"({"device": "tpu"})", {}, "device: expected one of cpu, cuda, auto"},
       {R"({"schedule": {"kind": "linear"}})", {}, "schedule.kind: expected one of constant, cosine"},
       {R"({"task": {"depth": 1}})", {}, "task.depth: expected an integer in [2, 16], got 1"},

@@ -127,6 +127,38 @@ TEST(TextDatasetTest, SpamAssassinKeepsSubjectAndBodyAndLabelsSpam) {
             "Re: lu");
 }
 
+TEST(TextDatasetTest, MalformedMailOrChapterFileIsNamedOrSkippedAndCounted) {
+  TempDir dir("spam_bad");
+  write_spam_fixture(dir);
+  const auto bad_mail = dir.write("spam/data/spam-2/00002.gg.json", "{\"text\": \"Subject: x\n\nhi\",\n oops}");
+  const auto no_text = dir.write("spam/data/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");
+  EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
+               (no_text + ": expected an object with a string \"text\""));
+  ::unlink(no_text.c_str());
+  EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
+               (bad_mail + ": not valid JSON (") );
+  EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
+               "line 2");
+  dir.write("spam/data/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");
+  LoadOptions opt;
+  opt.skip_malformed = true;
+  int64_t skipped = 0;
+  const auto spam = load_text_dataset("spam_assassin", (dir.path / "spam").string(), opt, &skipped);
+  EXPECT_EQ(skipped, 2);
+  EXPECT_EQ(spam.examples.size(), 6u);  // the fixture's good mails, in order
+  EXPECT_EQ(spam.examples[0].text, "Re: lunch\n\nSee you at noon.\n\n-- Bob");
+
+  dir.write("moby/data/chapter_1.json", "{\"text\": \"Call me Ishmael.\"}");
+  const auto bad_chapter = dir.write("moby/data/chapter_2.json", "[1, 2");
+  EXPECT_PRED2(has, error_of([&] { load_text_dataset("moby_dick", (dir.path / "moby").string(), {}); }),
+               (bad_chapter + ": not valid JSON"));
+  skipped = 0;
+  const auto moby = load_text_dataset("moby_dick", (dir.path / "moby").string(), opt, &skipped);
+  EXPECT_EQ(skipped, 1);
+  ASSERT_EQ(moby.examples.size(), 1u);
+  EXPECT_EQ(moby.examples[0].text, "Call me Ishmael.");
+}
+
 TEST(TextDatasetTest, MailReaderHandlesMultipartQuotedPrintableAndLatin1) {
   const std::string mail =
       "From: a@b\nSubject: Offer\nContent-Type: multipart/alternative;\n boundary=\"XX\"\n\n"
@@ -134,6 +166,8 @@ TEST(TextDatasetTest, MailReaderHandlesMultipartQuotedPrintableAndLatin1) {
       "Content-Transfer-Encoding: quoted-printable\n\ncaf=E9 au=\n lait\n--XX--\n";
   EXPECT_EQ(mail_subject_and_body(mail, 0), "Offer\n\ncaf\xC3\xA9 au lait");
   EXPECT_EQ(strip_html("<style>p{}</style><b>a</b>&amp;b<br>c&#233;"), "a&b\nc\xC3\xA9");
+  // Found by tests/fuzz/fuzz_mail: an unclosed <style> at the end threw std::out_of_range.
+  EXPECT_EQ(strip_html("a<b>c<style>d{}"), "ac");
   EXPECT_EQ(to_valid_utf8("ok \xE9 \xC3\xA9"), "ok \xC3\xA9 \xC3\xA9");
   // A cut never splits a UTF-8 character.
   EXPECT_EQ(mail_subject_and_body("Subject: \xC3\xA9\xC3\xA9\n\nx", 3), "\xC3\xA9");

@@ -2,19 +2,21 @@
 // a tiny batch is overfit, and the adapter monitor equals a full SVD of delta W.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <random>
-
-#include <unistd.h>
+#include <regex>
 
 #include "data/matrix_json.h"
 #include "optim/state_io.h"
+#include "tests/train_fixtures.h"
 #include "trainer/adapter_monitor.h"
+#include "trainer/checkpoint.h"
+#include "trainer/file_integrity.h"
 #include "trainer/autocast_guard.h"
 #include "trainer/train_recipe.h"
 #include "trainer/train_schema.h"
-#include "train_fixtures.h"
 
 namespace lorascope {
 namespace {
@@ -75,6 +77,119 @@ TEST(TrainerTest, ResumeFromCheckpointContinuesTheSameTrajectory) {
   auto summary = read_json_file((a_dir / "summary.json").string());
   EXPECT_EQ(summary["adapters"], 4);  // q_proj and v_proj in 2 layers
   EXPECT_TRUE(records(a_dir / "metrics.jsonl").back().contains("adapters"));
+}
+
+// References: the CRC catalogue's check value, and Python's zlib.crc32 of the same 3 MB
+// (bytes (131 i + 7) mod 256), which spans several of file_crc32's 1 MiB reads.
+TEST(FileIntegrityTest, Crc32MatchesZlib) {
+  EXPECT_EQ(crc32_update(0, "123456789", 9), 0xCBF43926u);
+  EXPECT_EQ(crc32_update(0, "", 0), 0u);
+  std::string data(3000000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131 + 7) % 256);
+  const auto path = fs::temp_directory_path() / ("lorascope_crc_" + std::to_string(::getpid()));
+  std::ofstream(path, std::ios::binary) << data;
+  uint64_t bytes = 0;
+  EXPECT_EQ(file_crc32(path.string(), &bytes), 0x2134DB38u);
+  EXPECT_EQ(bytes, 3000000u);
+  EXPECT_EQ(crc32_update(crc32_update(0, data.data(), 1000), data.data() + 1000, data.size() - 1000),
+            0x2134DB38u);  // continued over two pieces
+  fs::remove(path);
+}
+
+// Checkpoints are verified against their manifest: the newest is truncated, --resume warns,
+// falls back to the one before and still ends on the uninterrupted trajectory.
+TEST(TrainerTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
+  Fixture fx;
+  const auto base = fx.pretrain();
+  const auto doc = fx.finetune_doc(base);
+  const auto a_dir = fx.dir / "a", b_dir = fx.dir / "b";
+  ASSERT_EQ(run_train(fx.spec(doc), a_dir.string(), false).status, "completed");
+  for (int step : {6, 12, 18}) {  // keep_checkpoints = 3 by default
+    EXPECT_EQ(verify_checkpoint((a_dir / "checkpoints" / ("step_" + std::to_string(step))).string()), "");
+  }
+  ASSERT_EQ(run_train(fx.spec(doc, {"train.halt_at_step=14"}), b_dir.string(), false).status, "halted");
+  const auto newest = b_dir / "checkpoints" / "step_12";
+  fs::resize_file(newest / "model.pt", fs::file_size(newest / "model.pt") - 100);
+  EXPECT_NE(verify_checkpoint(newest.string()).find("model.pt"), std::string::npos);
+  EXPECT_NE(verify_checkpoint(newest.string()).find("truncated"), std::string::npos);
+  std::vector<std::string> rejected;
+  EXPECT_EQ(latest_checkpoint(b_dir.string(), &rejected), (b_dir / "checkpoints" / "step_6").string());
+  ASSERT_EQ(rejected.size(), 1u);
+
+  testing::internal::CaptureStderr();
+  const auto resumed = run_train(fx.spec(doc), b_dir.string(), true);
+  const std::string err = testing::internal::GetCapturedStderr();
+  ASSERT_EQ(resumed.status, "completed");
+  EXPECT_NE(err.find("warning: skipping damaged checkpoint " + newest.string()), std::string::npos) << err;
+  EXPECT_NE(err.find("resuming from " + (b_dir / "checkpoints" / "step_6").string()), std::string::npos) << err;
+  const auto ra = records(a_dir / "metrics.jsonl"), rb = records(b_dir / "metrics.jsonl");
+  ASSERT_EQ(ra.size(), rb.size());
+  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
+  auto wa = load_tensor_dict((a_dir / "checkpoints/step_18/model.pt").string());
+  auto wb = load_tensor_dict((b_dir / "checkpoints/step_18/model.pt").string());
+  for (const auto& [k, v] : wa) EXPECT_TRUE(at::equal(v, wb.at(k))) << k;
+
+  // A flipped byte (same size) fails the checksum.
+  const auto last = a_dir / "checkpoints" / "step_18" / "optimizer.pt";
+  {
+    std::fstream f(last, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(40);
+    const char c = static_cast<char>(f.get());
+    f.seekp(40);
+    f.put(static_cast<char>(c ^ 0x10));
+  }
+  EXPECT_NE(verify_checkpoint((a_dir / "checkpoints" / "step_18").string()).find("checksum mismatch"),
+            std::string::npos);
+}
+
+TEST(TrainerTest, KeepsTheNewestKCheckpoints) {
+  Fixture fx;
+  const auto base = fx.pretrain();
+  auto doc = fx.finetune_doc(base);
+  doc["train"]["checkpoint_every"] = 3;
+  doc["train"]["max_steps"] = 12;
+  ASSERT_EQ(run_train(fx.spec(doc, {"train.keep_checkpoints=2"}), (fx.dir / "k").string(), false).status,
+            "completed");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(fx.dir / "k" / "checkpoints")) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step_12", "step_9"}));
+}
+
+// train.nonfinite: a NaN gradient (injected at step 3) stops the run naming the step and the
+// parameter, or under "skip" drops that step, counts it and trains the full number of steps.
+TEST(TrainerTest, NonFiniteGradientStopsOrIsSkippedAndCounted) {
+  Fixture fx;
+  const auto base = fx.pretrain();
+  auto doc = fx.finetune_doc(base);
+  doc["train"]["max_steps"] = 8;
+  doc["train"]["checkpoint_every"] = 0;
+  ::setenv("LORASCOPE_FAULT", "nan_grad:3", 1);
+  const auto stopped = run_train(fx.spec(doc), (fx.dir / "stop").string(), false);
+  testing::internal::CaptureStderr();
+  const auto skipped = run_train(fx.spec(doc, {"train.nonfinite=skip"}), (fx.dir / "skip").string(), false);
+  const std::string err = testing::internal::GetCapturedStderr();
+  ::unsetenv("LORASCOPE_FAULT");
+
+  EXPECT_EQ(stopped.status, "diverged");
+  EXPECT_EQ(stopped.summary["diverged_at_step"], 3);
+  const std::string message = stopped.summary["message"];
+  EXPECT_TRUE(std::regex_match(message, std::regex("gradient of [A-Za-z0-9_.]+ is not finite at step 3")))
+      << message;
+  EXPECT_EQ(records(fx.dir / "stop" / "metrics.jsonl").back()["step"], 3);  // nothing after it
+
+  ASSERT_EQ(skipped.status, "completed");
+  EXPECT_EQ(skipped.summary["skipped_steps"], 1);
+  EXPECT_EQ(skipped.summary["steps"], 8);
+  EXPECT_NE(err.find("is not finite at step 3; step skipped"), std::string::npos) << err;
+  const auto lines = records(fx.dir / "skip" / "metrics.jsonl");
+  for (const auto& r : lines) {
+    if (!r.contains("loss")) continue;
+    EXPECT_EQ(r.value("skipped_steps", 0), r["step"].get<int>() > 3 ? 1 : 0) << r.dump();
+    EXPECT_TRUE(std::isfinite(r["loss"].get<double>()));
+  }
 }
 
 TEST(TrainerTest, OverfitsATinyBatch) {

@@ -3,11 +3,14 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <stdexcept>
 
 #include "data/matrix_json.h"
 #include "optim/state_io.h"
+#include "trainer/fault_injection.h"
+#include "trainer/file_integrity.h"
 #include "trainer/metrics_writer.h"
 
 namespace lorascope {
@@ -61,6 +64,10 @@ void load_module_state(torch::nn::Module& module, const TensorDict& state, const
 }
 
 namespace {
+
+constexpr const char* kManifest = "manifest.json";
+
+// Every step_<N> directory (complete or not), oldest first.
 std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir) {
   std::vector<std::pair<int64_t, fs::path>> found;
   const fs::path root = fs::path(run_dir) / "checkpoints";
@@ -68,19 +75,29 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& run_dir
   for (const auto& entry : fs::directory_iterator(root)) {
     const auto name = entry.path().filename().string();
     if (!entry.is_directory() || name.rfind("step_", 0) != 0) continue;
-    if (!fs::exists(entry.path() / "state.json")) continue;
-    try {
-      found.emplace_back(std::stoll(name.substr(5)), entry.path());
-    } catch (const std::exception&) {
+    const auto digits = name.substr(5);
+    if (digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
     }
+    found.emplace_back(std::stoll(digits), entry.path());
   }
   std::sort(found.begin(), found.end());
   return found;
 }
+
+json file_entry(const fs::path& path) {
+  uint64_t bytes = 0;
+  const uint32_t crc = file_crc32(path.string(), &bytes);
+  return {{"bytes", bytes}, {"crc32", crc}};
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const Optimizer& optimizer,
                      const TrainState& state, const json& config, int keep) {
+  static int64_t saves = 0;  // this process's checkpoint writes, for fault injection
+  ++saves;
   const fs::path root = fs::path(run_dir) / "checkpoints";
   if (fs::exists(root)) {  // temporaries of a save that was killed
     for (const auto& entry : fs::directory_iterator(root)) {
@@ -92,6 +109,7 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   save_tensor_dict(module_state(model), (tmp / "model.pt").string());
+  if (fault_requested("kill_in_checkpoint", saves)) std::raise(SIGKILL);
   save_tensor_dict(optimizer.state_dict(), (tmp / "optimizer.pt").string());
   json st = state.to_json();
   if (!config.is_null()) st["config"] = config;
@@ -99,16 +117,57 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const
   auto gen_state = at::detail::getDefaultCPUGenerator().get_state();
   save_tensor_dict({{"cpu_generator", gen_state}}, (tmp / "rng.pt").string());
   write_json_atomic((tmp / "state.json").string(), st);
+  json manifest = {{"step", state.step}, {"files", json::object()}};
+  for (const char* f : {"model.pt", "optimizer.pt", "rng.pt", "state.json"}) {
+    fsync_path((tmp / f).string());
+    manifest["files"][f] = file_entry(tmp / f);
+  }
+  write_json_atomic((tmp / kManifest).string(), manifest);  // fsynced
+  fsync_path(tmp.string());
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
+  fsync_path(root.string());
   auto all = checkpoints(run_dir);
-  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove_all(all[i].second);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(keep, 1)) < all.size(); ++i) {
+    fs::remove_all(all[i].second);
+  }
 }
 
-std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+std::string verify_checkpoint(const std::string& dir) {
+  const fs::path manifest_path = fs::path(dir) / kManifest;
+  if (!fs::exists(manifest_path)) return "no manifest.json (incomplete checkpoint)";
+  json manifest;
+  try {
+    manifest = read_json_file(manifest_path.string());
+    if (!manifest.contains("files") || !manifest["files"].is_object() || manifest["files"].empty()) {
+      return "manifest.json: expected an object \"files\"";
+    }
+    for (const auto& [name, want] : manifest["files"].items()) {
+      const fs::path f = fs::path(dir) / name;
+      if (name.find('/') != std::string::npos || !fs::exists(f)) return name + ": missing";
+      const json got = file_entry(f);
+      if (got["bytes"] != want.at("bytes")) {
+        return name + ": " + got["bytes"].dump() + " bytes, the manifest says " +
+               want.at("bytes").dump() + " (truncated?)";
+      }
+      if (got["crc32"] != want.at("crc32")) return name + ": checksum mismatch (corrupted)";
+    }
+  } catch (const std::exception& e) {
+    return std::string("manifest.json: unreadable (") + e.what() + ")";
+  }
+  return "";
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& run_dir,
+                                             std::vector<std::string>* rejected) {
   auto all = checkpoints(run_dir);
-  if (all.empty()) return std::nullopt;
-  return all.back().second.string();
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const std::string dir = it->second.string();
+    const std::string problem = verify_checkpoint(dir);
+    if (problem.empty()) return dir;
+    if (rejected) rejected->push_back(dir + ": " + problem);
+  }
+  return std::nullopt;
 }
 
 TrainState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer) {

@@ -1,7 +1,12 @@
-// Training checkpoints: RUN_DIR/checkpoints/step_<N>/{model.pt, optimizer.pt, state.json}.
-// A checkpoint directory is written under a temporary name and renamed into place, so a killed
-// run never leaves a half-written checkpoint where --resume would look; the newest `keep` are
-// kept.
+// Training checkpoints: RUN_DIR/checkpoints/step_<N>/{model.pt, optimizer.pt, rng.pt, state.json,
+// manifest.json}.
+//
+// Crash safety: a checkpoint is written into a temporary directory, each file is fsynced, then
+// manifest.json (size and CRC-32 of every other file), then the directory is fsynced, renamed into
+// place and its parent fsynced. Only then are the older ones beyond the newest `keep` deleted. A
+// killed run therefore never loses its last complete checkpoint; a checkpoint damaged later (a
+// truncated or flipped file) fails its manifest, and resuming falls back to the newest one that
+// passes.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -36,9 +41,13 @@ void load_module_state(torch::nn::Module& module, const TensorDict& state, const
 // config (the resolved run config) is stored in state.json so that --resume can refuse a
 // checkpoint written under other settings.
 void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainState& state, const nlohmann::json& config = nullptr, int keep = 2);
-// The newest complete checkpoint directory, if any.
-std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+                     const TrainState& state, const nlohmann::json& config = nullptr, int keep = 3);
+// Empty when every file of the checkpoint DIR matches its manifest, else what is wrong.
+std::string verify_checkpoint(const std::string& dir);
+// The newest checkpoint directory that passes verify_checkpoint, if any; each newer one that
+// fails is appended to `rejected` as "DIR: reason".
+std::optional<std::string> latest_checkpoint(const std::string& run_dir,
+                                             std::vector<std::string>* rejected = nullptr);
 TrainState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer);
 
 }  // namespace lorascope

@@ -220,6 +220,12 @@ std::pair<std::string, json> parse_override(const std::string& text) {
   if (eq == std::string::npos || eq == 0) {
     throw ConfigError("--set " + text + ": expected KEY=VALUE, e.g. optim.lr=0.01");
   }
+  try {
+    (void)json(text).dump();  // JSON strings, and so configs and messages, must be UTF-8
+  } catch (const json::type_error&) {
+    throw ConfigError("--set " + json(text).dump(-1, ' ', false, json::error_handler_t::replace) +
+                      ": expected UTF-8 text");
+  }
   const std::string key = text.substr(0, eq), raw = text.substr(eq + 1);
   json value = json::parse(raw, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) value = raw;  // bare words are strings: optim.name=muon

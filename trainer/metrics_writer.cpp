@@ -9,6 +9,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "trainer/file_integrity.h"
+
 namespace lorascope {
 
 namespace {
@@ -48,15 +50,20 @@ void truncate_jsonl_after(const std::string& path, int64_t max_step) {
   std::string kept, line;
   while (std::getline(in, line)) {
     auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (rec.is_discarded() || !rec.contains("step")) continue;
+    if (rec.is_discarded() || !rec.is_object() || !rec.contains("step") ||
+        !rec["step"].is_number_integer()) {
+      continue;
+    }
     if (rec["step"].get<int64_t>() <= max_step) kept += line + "\n";
   }
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << kept;
+    out.flush();
     if (!out) throw std::runtime_error(tmp + ": write failed");
   }
+  fsync_path(tmp);
   std::filesystem::rename(tmp, path);
 }
 

@@ -20,6 +20,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/device.h"
 #include "trainer/grad_reducer.h"
+#include "trainer/fault_injection.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/optimizer_factory.h"
 #include "trainer/progress.h"
@@ -49,6 +50,7 @@ struct Session {
   std::unique_ptr<Optimizer> optimizer;
   LrSchedule schedule;
   int64_t batches_per_epoch = 0, total_steps = 0;
+  int64_t skipped_records = 0;  // malformed dataset records left out (data.skip_malformed)
   bool classification = false;
   Communicator* comm = nullptr;  // data parallel when set
 };
@@ -68,7 +70,12 @@ void setup(Session& s, const std::string& run_dir) {
   s.device = pick_device(c.device);
   if (s.device.is_cuda() && s.comm) s.device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(s.comm->local_rank()));
   // 1. data and its seeded split
-  auto data = load_text_dataset(c.data_kind, c.data_path, c.load);
+  auto data = load_text_dataset(c.data_kind, c.data_path, c.load, &s.skipped_records);
+  if (s.skipped_records > 0) {
+    std::fprintf(stderr, "%s: data.skip_malformed: skipped %lld malformed records of %s\n",
+                 c.name.c_str(), static_cast<long long>(s.skipped_records),
+                 c.data_path.empty() ? c.data_kind.c_str() : c.data_path.c_str());
+  }
   s.splits = split_dataset(data, c.validation_fraction, c.test_fraction, static_cast<uint64_t>(c.seed));
   s.classification = is_classification(c);
   if (s.classification && data.label_names.empty()) {
@@ -332,11 +339,18 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   TrainState state;
   const std::string metrics_path = run_dir + "/metrics.jsonl";
   if (resume) {
-    if (auto ckpt = latest_checkpoint(run_dir)) {
+    std::vector<std::string> rejected;
+    const auto ckpt = latest_checkpoint(run_dir, &rejected);
+    for (const auto& r : rejected) {
+      std::fprintf(stderr, "%s: warning: skipping damaged checkpoint %s\n", c.name.c_str(), r.c_str());
+    }
+    if (ckpt) {
       const auto saved = read_json_file(*ckpt + "/state.json");
       json now = run.config, then = saved.value("config", json());
       for (auto* j : {&now, &then}) {
-        if (j->contains("train")) (*j)["train"].erase("halt_at_step");  // a test-only key
+        if (!j->contains("train")) continue;
+        (*j)["train"].erase("halt_at_step");      // a test-only key
+        (*j)["train"].erase("keep_checkpoints");  // retention does not change the trajectory
       }
       if (!then.is_null() && then != now) {
         throw ConfigError(*ckpt + ": the checkpoint was written with another config; resume "
@@ -347,7 +361,8 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       if (writer) std::fprintf(stderr, "%s: resuming from %s (step %lld)\n", c.name.c_str(), ckpt->c_str(),
                    static_cast<long long>(state.step));
     } else if (writer) {
-      std::fprintf(stderr, "%s: no checkpoint to resume from; starting fresh\n", c.name.c_str());
+      std::fprintf(stderr, "%s: no %scheckpoint to resume from; starting fresh\n", c.name.c_str(),
+                   rejected.empty() ? "" : "intact ");
     }
   }
   std::unique_ptr<JsonlWriter> metrics;
@@ -382,6 +397,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
     json rec = {{"step", state.step}, {"epoch", state.epoch}, {"loss", loss}, {"lr", s.optimizer->lr()},
                 {"grad_norm", gnorm}, {"tokens_per_s", dt > 0 ? window_tokens / dt : 0.0},
                 {"tokens", state.tokens}, {"wall_s", seconds()}};
+    if (state.skipped_steps > 0) rec["skipped_steps"] = state.skipped_steps;
     if (monitor_due) rec["adapters"] = adapter_spectra(s.adapters);
     if (eval_due) rec["eval"] = evaluate(s, s.validation, c.eval_batches);
     metrics->write(rec);
@@ -393,6 +409,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   }
 
   bool done = state.step >= s.total_steps;
+  bool nan_injected = false;  // test-only: trainer/fault_injection.h
   for (; !done && state.epoch < std::max<int64_t>(c.epochs, c.max_steps > 0 ? INT64_MAX / 2 : 0); ++state.epoch) {
     const auto batches = epoch_batches(s, s.train, state.epoch, true);
     int64_t micro = 0;
@@ -426,6 +443,16 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
                                 : at::zeros({1}, at::TensorOptions(at::kFloat).device(s.device));
         s.comm->all_reduce(accum);
         comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+      if (!nan_injected && fault_requested("nan_grad", state.step)) {
+        nan_injected = true;
+        for (auto& p : s.model->parameters()) {
+          if (p.grad().defined()) {
+            at::NoGradGuard no_grad;
+            p.mutable_grad().fill_(NAN);
+            break;
+          }
+        }
       }
       std::string bad;
       const auto [accum_loss, gnorm] = loss_and_grad_norm(*s.model, accum, &bad);
@@ -467,7 +494,7 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
         ++at_boundary.batch;  // this batch is consumed
         at_boundary.seconds = seconds();
         at_boundary.last_loss = last_loss;
-        save_checkpoint(run_dir, *s.model, *s.optimizer, at_boundary, run.config);
+        save_checkpoint(run_dir, *s.model, *s.optimizer, at_boundary, run.config, c.keep_checkpoints);
       }
       if (c.halt_at_step > 0 && state.step == c.halt_at_step) {
         status = "halted";  // as if killed here: no final checkpoint, no summary
@@ -504,13 +531,14 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
   summary["status"] = status;
   summary["steps"] = state.step;
   summary["skipped_steps"] = state.skipped_steps;
+  summary["skipped_records"] = s.skipped_records;
   summary["final_train_loss"] = std::isfinite(last_loss) ? json(last_loss) : json(nullptr);
   summary["wall_seconds"] = elapsed;
   summary["tokens_per_second"] = elapsed > 0 ? state.tokens / elapsed : 0.0;
   if (status == "completed") {
     state.seconds = elapsed;
     state.last_loss = last_loss;
-    save_checkpoint(run_dir, *s.model, *s.optimizer, state, run.config);
+    save_checkpoint(run_dir, *s.model, *s.optimizer, state, run.config, c.keep_checkpoints);
     summary["validation"] = evaluate(s, s.validation, 0);
     summary["test"] = evaluate(s, s.test, 0);
     if (s.classification) summary["majority_baseline"] = majority_baseline(s.test);

@@ -79,6 +79,8 @@ ConfigSchema build() {
   non_negative(s, "train.eval_batches", 0, "validation batches per evaluation (0 = all)");
   positive(s, "train.log_every", 10, "metrics line every N steps");
   non_negative(s, "train.checkpoint_every", 0, "checkpoint every N steps (0 = at the end)");
+  positive(s, "train.keep_checkpoints", 3,
+           "newest checkpoints kept (--resume falls back to an older one if the newest is damaged)");
   non_negative(s, "train.halt_at_step", 0,
                "fault-injection tests: stop right after step N as if killed (0 = off)");
   positive(s, "monitor.every", 10, "adapter spectra every N steps");
@@ -171,6 +173,7 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.checkpoint_every = tr.at("checkpoint_every");
   t.nonfinite = tr.at("nonfinite");
   t.halt_at_step = tr.at("halt_at_step");
+  t.keep_checkpoints = tr.at("keep_checkpoints");
   t.monitor_every = c.at("monitor").at("every");
   return t;
 }

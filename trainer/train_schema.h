@@ -39,6 +39,7 @@ struct TrainConfig {
   int64_t eval_batches = 0;
   std::string nonfinite;  // "stop" | "skip"
   int64_t halt_at_step = 0;
+  int64_t keep_checkpoints = 3;
 
   static TrainConfig from_json(const nlohmann::json& config);
 };
