@@ -22,6 +22,7 @@ namespace {
 struct TrainArgs {
   SweepArgs sweep;
   std::string device;
+  std::string model;  // --model DIR = --set base=DIR
 };
 
 CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& help,
@@ -30,6 +31,11 @@ CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& 
   add_sweep_options(cmd, args->sweep, /*with_resume=*/true);
   cmd->add_option("--device", args->device, "auto | cpu | cuda (same as --set device=...)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  if (name != "pretrain") {
+    cmd->add_option("--model", args->model,
+                    "base model: `lorascope pretrain` output or a Hugging Face checkpoint directory "
+                    "(config.json + safetensors + tokenizer.json/tokenizer.model); = --set base=DIR");
+  }
   return cmd;
 }
 
@@ -43,6 +49,7 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
   spec.resumable = true;
   SweepArgs sweep = a.sweep;
   if (!a.device.empty()) sweep.sets.push_back("device=" + a.device);
+  if (!a.model.empty()) sweep.sets.push_back("base=" + a.model);
   spec.validate = validate_train_run;
   spec.run = [](const RunSpec& r, const std::string& dir, bool resume) {
     auto outcome = run_train(r, dir, resume);
