@@ -122,7 +122,7 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
   return from_json(j, path);
 }
 
-BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) {
+BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) try {
   BpeTokenizer t;
   t.where_ = where;
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail(where, "model: missing");
@@ -252,6 +252,9 @@ BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) {
   t.unk_ = first({"<unk>"});
   if (m.contains("unk_token") && m["unk_token"].is_string()) t.unk_ = t.token_id(m["unk_token"].get<std::string>());
   return t;
+} catch (const nlohmann::json::exception& e) {
+  // A well-formed JSON file of the wrong shape (a number where an object belongs, ...).
+  throw std::runtime_error(where + ": unexpected JSON structure (" + e.what() + ")");
 }
 
 int64_t BpeTokenizer::token_id(const std::string& token) const {

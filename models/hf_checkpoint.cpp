@@ -162,7 +162,7 @@ std::string lorascope_parameter_name(const std::string& hf_name, const std::stri
   return family == "bert" ? swap_prefix(hf_name, false) : hf_name;
 }
 
-HfModelInfo parse_hf_config(const json& j, const std::string& where) {
+HfModelInfo parse_hf_config(const json& j, const std::string& where) try {
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object");
   HfModelInfo info;
   if (j.contains("architectures") && j.at("architectures").is_array() && !j.at("architectures").empty() &&
@@ -231,6 +231,9 @@ HfModelInfo parse_hf_config(const json& j, const std::string& where) {
                              "head_dim / pad_token_id / max_position_embeddings)");
   }
   return info;
+} catch (const nlohmann::json::exception& e) {
+  // A well-formed JSON file of the wrong shape (a number where an object belongs, ...).
+  throw std::runtime_error(where + ": unexpected JSON structure (" + e.what() + ")");
 }
 
 HfModelInfo read_hf_config(const std::string& dir) {

@@ -106,7 +106,7 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::
   fs::rename(cfg + ".tmp", cfg);
 }
 
-LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) {
+LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
   const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   const std::string st_path = (fs::path(dir) / "adapter_model.safetensors").string();
   std::ifstream in(cfg_path);
@@ -218,6 +218,9 @@ LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) {
   for (const auto& m : saved_modules) prefixes.push_back(m + ".");
   freeze_for_lora(model, prefixes);
   return lora;
+} catch (const nlohmann::json::exception& e) {
+  // A well-formed JSON file of the wrong shape (a number where an object belongs, ...).
+  throw std::runtime_error(dir + ": unexpected JSON structure (" + e.what() + ")");
 }
 
 }  // namespace lorascope
