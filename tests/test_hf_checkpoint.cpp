@@ -178,7 +178,8 @@ TEST(HfConfigTest, Llama3RopeScalingMatchesTheFormula) {
   EXPECT_GT(mid, 0);
   EXPECT_GT(high, 0);
   c.rope_type = "linear";
-  EXPECT_NEAR(rope_inv_freq(c)[5].item<double>(), 1.0 / std::pow(500000.0, 10.0 / 64) / 32, 1e-18);
+  const double linear5 = 1.0 / std::pow(500000.0, 10.0 / 64) / 32;
+  EXPECT_NEAR(rope_inv_freq(c)[5].item<double>(), linear5, 1e-14 * linear5);
   // The rotary tables use these frequencies: angle(t, i) = t inv_freq_i.
   const auto cs = rotary_cos_sin(7, got, at::TensorOptions().dtype(at::kDouble));
   EXPECT_NEAR(cs.first[6][40].item<double>(), std::cos(6 * got[8].item<double>()), 1e-15);
@@ -217,8 +218,9 @@ TEST(HfLoadTest, LlamaCheckpointLoadsExactly) {
   json weight_map;
   int i = 0;
   for (const auto& [k, v] : hf_state(*src)) {
-    (i++ % 2 ? shard1 : shard2)[k] = v.to(at::kBFloat16);
-    weight_map[k] = i % 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    const bool first = i++ % 2 == 0;
+    (first ? shard1 : shard2)[k] = v.to(at::kBFloat16);
+    weight_map[k] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
   }
   sharded.write("config.json", tiny_llama_config().dump());
   save_safetensors(shard1, (sharded.path / "model-00001-of-00002.safetensors").string());
