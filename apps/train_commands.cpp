@@ -82,7 +82,7 @@ Command add_finetune_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = add_common(app, "finetune", "LoRA fine-tune a base model on a task, logging every "
                          "adapter's singular values", args);
-  cmd->footer("Example: lorascope finetune --config configs/lm/finetune_spam.json --out runs/ft "
+  cmd->footer("Example: lorascope finetune --config configs/lm/compare_spam.json --out runs/ft "
               "--set base=runs/base/brown");
   return [args] { return train_runs(*args, "finetune", "finetune"); };
 }

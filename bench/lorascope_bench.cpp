@@ -18,7 +18,10 @@
 #include <vector>
 
 #ifdef LORASCOPE_WITH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 #include "models/lora.h"
@@ -94,11 +97,42 @@ double median_ms(const at::Device& d, int warmup, int repeats, int inner, Fn fn)
   return ms[ms.size() / 2];
 }
 
+#ifdef LORASCOPE_WITH_CUDA
+// fn captured once as a CUDA graph (warmed up and captured on a side stream, as
+// torch.cuda.graph does) and replayed: what is left of a step once launch overhead is gone.
+template <typename Fn>
+double graph_replay_ms(const at::Device& d, int repeats, Fn fn) {
+  at::cuda::CUDAGraph graph;
+  auto stream = c10::cuda::getStreamFromPool(false, d.index() < 0 ? 0 : d.index());
+  {
+    c10::cuda::CUDAStreamGuard guard(stream);
+    for (int i = 0; i < 3; ++i) fn();
+    stream.synchronize();
+    graph.capture_begin();
+    fn();
+    graph.capture_end();
+  }
+  return median_ms(d, 3, repeats, 10, [&] { graph.replay(); });
+}
+#endif
+
 // (out, in) of the adapted linear layers of one LLaMA-3.2-1B block.
 std::vector<std::pair<int64_t, int64_t>> adapted_layers(const std::string& targets) {
   const int64_t h = 2048, kv = 512, mlp = 8192;
   if (targets == "qv") return {{h, h}, {kv, h}};
   return {{h, h}, {kv, h}, {kv, h}, {h, h}, {mlp, h}, {mlp, h}, {h, mlp}};
+}
+
+// The settings of the peers (bench/peer_*.py): torch.optim.Muon with Nesterov momentum 0.95,
+// decoupled weight decay 0.01 and the update RMS matched to AdamW's.
+lorascope::MuonOptions muon_options() {
+  lorascope::MuonOptions mo;
+  mo.lr = 0.02;
+  mo.momentum = 0.95;
+  mo.nesterov = true;
+  mo.lr_scaling = lorascope::LrScaling::MatchAdamwRms;
+  mo.weight_decay = 0.01;
+  return mo;
 }
 
 json bench_muon_step(const at::Device& d, const std::string& targets, int64_t r, int layers,
@@ -116,17 +150,17 @@ json bench_muon_step(const at::Device& d, const std::string& targets, int64_t r,
   }
   json res = {{"bench", "muon-step"}, {"targets", targets}, {"r", r}, {"matrices", params.size()},
               {"device", d.str()}};
-  lorascope::MuonOptions mo;
-  mo.lr = 0.02;
-  mo.momentum = 0.95;
-  mo.nesterov = true;
-  mo.lr_scaling = lorascope::LrScaling::MatchAdamwRms;
-  mo.weight_decay = 0.01;
+  auto mo = muon_options();
   for (bool grouped : {true, false}) {
     mo.grouped = grouped;
     lorascope::Muon muon(params, mo);
     res[grouped ? "muon_grouped_ms" : "muon_loop_ms"] =
         median_ms(d, 3, repeats, 10, [&] { muon.step(); });
+#ifdef LORASCOPE_WITH_CUDA
+    if (grouped && d.is_cuda()) {
+      res["muon_grouped_graph_ms"] = graph_replay_ms(d, repeats, [&] { muon.step(); });
+    }
+#endif
   }
   lorascope::AdamW adamw(params, lorascope::AdamWOptions{});
   res["adamw_ms"] = median_ms(d, 3, repeats, 10, [&] { adamw.step(); });
@@ -142,8 +176,20 @@ double forward_flops_per_token(const lorascope::TransformerConfig& c, int64_t T)
   return c.num_layers * (2 * linear + attn) + 2.0 * h * c.vocab_size;
 }
 
-json bench_finetune(const at::Device& d, const std::string& optim, int monitor_every, int layers,
-                    int64_t batch, int64_t seq, int steps, bool bf16) {
+std::unique_ptr<lorascope::Optimizer> make_optimizer(const std::string& optim,
+                                                     const std::vector<at::Tensor>& trainable) {
+  if (optim == "muon") return std::make_unique<lorascope::Muon>(trainable, muon_options());
+  lorascope::AdamWOptions ao;
+  ao.lr = 1e-4;
+  ao.weight_decay = 0.01;
+  return std::make_unique<lorascope::AdamW>(trainable, ao);
+}
+
+// Every (optimizer, monitor interval) variant on one model (building a 1B model takes seconds):
+// a fresh optimizer per variant, one JSON line each.
+std::vector<json> bench_finetune(const at::Device& d, const std::vector<std::string>& optims,
+                                 const std::vector<int>& monitor_everys, int layers, int64_t batch,
+                                 int64_t seq, int steps, bool bf16) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
   const auto cfg = llama32_1b(layers);
   auto model = lorascope::make_model(cfg, "causal_lm", 0, gen);
@@ -158,50 +204,46 @@ json bench_finetune(const at::Device& d, const std::string& optim, int monitor_e
   for (auto& p : model->parameters()) {
     if (p.requires_grad()) trainable.push_back(p);
   }
-  std::unique_ptr<lorascope::Optimizer> opt;
-  if (optim == "muon") {
-    lorascope::MuonOptions mo;
-    mo.lr = 0.02;
-    mo.momentum = 0.95;
-    mo.nesterov = true;
-    mo.lr_scaling = lorascope::LrScaling::MatchAdamwRms;
-    mo.weight_decay = 0.01;
-    opt = std::make_unique<lorascope::Muon>(trainable, mo);
-  } else {
-    lorascope::AdamWOptions ao;
-    ao.lr = 1e-4;
-    opt = std::make_unique<lorascope::AdamW>(trainable, ao);
-  }
   auto ids = at::randint(cfg.vocab_size, {batch, seq + 1}, gen, at::kLong).to(d);
   auto input = ids.narrow(1, 0, seq), labels = ids.narrow(1, 1, seq);
-  auto mask = at::ones({batch, seq}, at::TensorOptions().dtype(at::kLong).device(d));
-  int64_t step = 0;
-  auto train_step = [&] {
-    at::Tensor logits;
-    {
-      lorascope::AutocastGuard autocast(d.type(), bf16);
-      logits = model->forward(input, mask);
+  const at::Tensor mask;  // no padding: causal attention without a mask (flash kernel, no sync)
+  std::vector<json> results;
+  for (const auto& optim : optims) {
+    for (int monitor_every : monitor_everys) {
+      auto opt = make_optimizer(optim, trainable);
+      int64_t step = 0;
+      auto train_step = [&] {
+        at::Tensor logits;
+        {
+          lorascope::AutocastGuard autocast(d.type(), bf16);
+          logits = model->forward(input, mask);
+        }
+        auto loss = at::cross_entropy_loss(logits.reshape({-1, cfg.vocab_size}).to(at::kFloat),
+                                           labels.reshape({-1}));
+        loss.backward();
+        opt->step();
+        opt->zero_grad();
+        ++step;
+        if (monitor_every > 0 && step % monitor_every == 0) {
+          (void)lorascope::adapter_spectra(adapters);  // includes the host transfer
+        }
+      };
+      reset_peak_memory(d);
+      const double ms = median_ms(d, 3, 3, std::max(1, steps / 3), train_step);
+      const double tokens = static_cast<double>(batch * seq);
+      // Forward plus the input-gradient half of the backward (frozen weights get no gradient).
+      const double flops = 2.0 * forward_flops_per_token(cfg, seq) * tokens;
+      results.push_back({{"bench", "finetune"}, {"optim", optim}, {"monitor_every", monitor_every},
+                         {"layers", layers}, {"batch", batch}, {"seq", seq}, {"bf16", bf16},
+                         {"device", d.str()}, {"step_ms", ms},
+                         {"tokens_per_s", tokens / (ms / 1000.0)},
+                         {"matmul_tflops", flops / (ms / 1000.0) / 1e12},
+                         {"adapters", adapters.size()}, {"peak_mem_gib", peak_memory_gib(d)}});
+      std::printf("%s\n", results.back().dump().c_str());
+      std::fflush(stdout);
     }
-    auto loss = at::cross_entropy_loss(logits.reshape({-1, cfg.vocab_size}).to(at::kFloat),
-                                       labels.reshape({-1}));
-    loss.backward();
-    opt->step();
-    opt->zero_grad();
-    ++step;
-    if (monitor_every > 0 && step % monitor_every == 0) {
-      (void)lorascope::adapter_spectra(adapters);  // includes the host transfer
-    }
-  };
-  reset_peak_memory(d);
-  const double ms = median_ms(d, 3, 3, std::max(1, steps / 3), train_step);
-  const double tokens = static_cast<double>(batch * seq);
-  const double flops = 2.0 * forward_flops_per_token(cfg, seq) * tokens;  // fwd + input-grad bwd
-  json res = {{"bench", "finetune"}, {"optim", optim}, {"monitor_every", monitor_every},
-              {"layers", layers}, {"batch", batch}, {"seq", seq}, {"bf16", bf16},
-              {"device", d.str()}, {"step_ms", ms}, {"tokens_per_s", tokens / (ms / 1000.0)},
-              {"matmul_tflops", flops / (ms / 1000.0) / 1e12}, {"adapters", adapters.size()},
-              {"peak_mem_gib", peak_memory_gib(d)}};
-  return res;
+  }
+  return results;
 }
 
 }  // namespace
@@ -209,9 +251,11 @@ json bench_finetune(const at::Device& d, const std::string& optim, int monitor_e
 int main(int argc, char** argv) {
   CLI::App app{"lorascope_bench: timings on LLaMA-3.2-1B shapes (JSON lines on stdout)"};
   app.require_subcommand(1);
-  std::string device = "cuda", targets = "qv", optim = "adamw";
+  std::string device = "cuda", targets = "qv";
+  std::vector<std::string> optims = {"adamw"};
+  std::vector<int> monitor_everys = {0};
   int64_t r = 8, batch = 8, seq = 512;
-  int layers = 16, repeats = 20, steps = 12, monitor_every = 0, threads = 0;
+  int layers = 16, repeats = 20, steps = 12, threads = 0;
   bool no_bf16 = false;
   app.add_option("--device", device, "cuda | cpu");
   app.add_option("--layers", layers, "transformer blocks (LLaMA-3.2-1B has 16)");
@@ -221,8 +265,11 @@ int main(int argc, char** argv) {
   muon->add_option("--r", r, "LoRA rank");
   muon->add_option("--repeats", repeats, "timed rounds of 10 steps (median reported)");
   auto* ft = app.add_subcommand("finetune", "LoRA fine-tuning steps on random tokens");
-  ft->add_option("--optim", optim, "adamw | muon")->check(CLI::IsMember({"adamw", "muon"}));
-  ft->add_option("--monitor-every", monitor_every, "log every adapter's spectrum every N steps");
+  ft->add_option("--optim", optims, "adamw and/or muon (each is timed)")
+      ->check(CLI::IsMember({"adamw", "muon"}))->delimiter(',');
+  ft->add_option("--monitor-every", monitor_everys,
+                 "log every adapter's spectrum every N steps; 0 = never (a list: each is timed)")
+      ->delimiter(',');
   ft->add_option("--batch", batch);
   ft->add_option("--seq", seq);
   ft->add_option("--steps", steps, "timed steps (3 warm-up steps come first)");
@@ -232,10 +279,8 @@ int main(int argc, char** argv) {
     lorascope::configure_threads(threads);
     const at::Device d(device);
     if (d.is_cuda() && !at::hasCUDA()) throw std::runtime_error("--device cuda: no CUDA device");
-    json res;
-    if (*muon) res = bench_muon_step(d, targets, r, layers, repeats);
-    if (*ft) res = bench_finetune(d, optim, monitor_every, layers, batch, seq, steps, !no_bf16);
-    std::printf("%s\n", res.dump().c_str());
+    if (*muon) std::printf("%s\n", bench_muon_step(d, targets, r, layers, repeats).dump().c_str());
+    if (*ft) bench_finetune(d, optims, monitor_everys, layers, batch, seq, steps, !no_bf16);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lorascope_bench: %s\n", e.what());
     return 1;

@@ -67,7 +67,8 @@ at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& at
   auto h = embed_tokens->forward(input_ids);  // (B, T, C)
   const auto cs = rotary_cos_sin(input_ids.size(1), rope_inv_freq(config), h.options());
   // Without padding, attention takes is_causal and no mask (the fast kernels need no mask).
-  const bool padded = mask01.eq(0).any().item<bool>();
+  // A host sync only when the caller passed a mask (it may hold padding).
+  const bool padded = attention_mask.defined() && mask01.eq(0).any().item<bool>();
   const auto mask = padded ? causal_padding_mask(mask01, h.scalar_type()) : at::Tensor();  // (B, 1, T, T)
   for (auto& layer : layers) h = layer->forward(h, cs.first, cs.second, mask);
   return norm->forward(h);

@@ -38,9 +38,9 @@ TargetPair parse_target_pair(const std::string& name) {
   throw std::invalid_argument("expected one of top, bottom, got \"" + name + "\"");
 }
 
-LoraInit parse_lora_init(const std::string& name) {
-  if (name == "small") return LoraInit::Small;
-  if (name == "spectral") return LoraInit::Spectral;
+PretrainedLoraInit parse_pretrained_lora_init(const std::string& name) {
+  if (name == "small") return PretrainedLoraInit::Small;
+  if (name == "spectral") return PretrainedLoraInit::Spectral;
   throw std::invalid_argument("expected one of small, spectral, got \"" + name + "\"");
 }
 
@@ -96,13 +96,13 @@ PretrainedMF make_pretrained_mf(const PretrainedMFShape& s, Gaussian& gauss) {
   return mf;
 }
 
-LoraFactors init_lora(const PretrainedMF& mf, LoraInit init, int64_t r, double alpha,
+LoraFactors init_lora(const PretrainedMF& mf, PretrainedLoraInit init, int64_t r, double alpha,
                       Gaussian& gauss) {
   const int64_t m = mf.m(), h = mf.h(), n = mf.n(), k = mf.S.size();
   LoraFactors f;
   f.B2 = MatrixXd::Zero(m, r);
   f.B1 = MatrixXd::Zero(h, r);
-  if (init == LoraInit::Small) {
+  if (init == PretrainedLoraInit::Small) {
     if (r < 1) throw std::invalid_argument("lora init: expected rank >= 1");
     f.A1 = alpha * gauss.matrix(r, n);
     f.A2 = alpha * gauss.matrix(r, h);

@@ -86,11 +86,11 @@ struct LoraFactors {
   Eigen::MatrixXd A1;  // (r, n)
 };
 
-enum class LoraInit {
+enum class PretrainedLoraInit {
   Small,     // Sec. 2: A1, A2 entrywise N(0, alpha^2), B1 = B2 = 0
   Spectral,  // Sec. 4: A1 = G11 Sigma_A1 G12^T, A2 = G21 Sigma_A2 G22^T, B1 = B2 = 0
 };
-LoraInit parse_lora_init(const std::string& name);  // "small" | "spectral"
+PretrainedLoraInit parse_pretrained_lora_init(const std::string& name);  // "small" | "spectral"
 
 // Section 4's spectral initialization for rank(Delta Y) = 1 <= r <= min(n, h):
 //   G12 = [v, V_perp] (n x r), G22 = [g, G_perp] (h x r), with V_perp the next r - 1 right
@@ -101,7 +101,7 @@ LoraInit parse_lora_init(const std::string& name);  // "small" | "spectral"
 // "V_perp in R^{r x (n - r)}, G_perp in R^{r x (h - r)}" are likewise read as the n x (r - 1)
 // and h x (r - 1) completions that make A1 (r x n) and A2 (r x h) conform.
 // Throws std::invalid_argument for r < 1 or r > min(n, h).
-LoraFactors init_lora(const PretrainedMF& mf, LoraInit init, int64_t r, double alpha,
+LoraFactors init_lora(const PretrainedMF& mf, PretrainedLoraInit init, int64_t r, double alpha,
                       Gaussian& gauss);
 
 // Loss (eq. (2)) and, when grad is given, its analytic gradients, with

@@ -99,7 +99,7 @@ double max_diff(const at::Tensor& t, const MatrixXd& M) {
 TEST(PretrainedMFTest, AnalyticGradientsMatchAutogradForAllFourFactors) {
   const auto mf = task(1, TargetPair::Top);
   Gaussian gauss(7);
-  LoraFactors f = init_lora(mf, LoraInit::Small, 4, 0.3, gauss);
+  LoraFactors f = init_lora(mf, PretrainedLoraInit::Small, 4, 0.3, gauss);
   f.B1 = 0.2 * gauss.matrix(100, 4);  // a generic point: B = 0 would zero two of the gradients
   f.B2 = 0.2 * gauss.matrix(10, 4);
   LoraFactors g;
@@ -130,7 +130,7 @@ TEST(PretrainedMFTest, AnalyticGradientsMatchAutogradForAllFourFactors) {
 TEST(PretrainedMFTest, AlignmentStatsMatchTheDefinition) {
   const auto mf = task(2, TargetPair::Top);
   Gaussian gauss(5);
-  LoraFactors f = init_lora(mf, LoraInit::Small, 4, 1.0, gauss);
+  LoraFactors f = init_lora(mf, PretrainedLoraInit::Small, 4, 1.0, gauss);
   f.B1 = gauss.matrix(100, 4);
   // Plant gamma_1 = [g; v] as the dominant direction of Z1 = [B1; A1^T], tilted by a known angle.
   VectorXd gamma(110), w(110);
@@ -166,7 +166,7 @@ TEST(PretrainedMFTest, SpectralInitReachesMachinePrecisionAndStaysDiagonal) {
   for (double alpha : {1e-3, 1e-4, 1e-5}) {
     const auto mf = task(0, TargetPair::Top);
     Gaussian gauss(11);
-    LoraFactors f = init_lora(mf, LoraInit::Spectral, 4, alpha, gauss);
+    LoraFactors f = init_lora(mf, PretrainedLoraInit::Spectral, 4, alpha, gauss);
     PretrainedMFDescent gd(mf, f);
     for (int s = 0; s < 3000; ++s) gd.step(f, 1e-3);
     const double loss = pretrained_mf_loss(mf, f);

@@ -1,4 +1,5 @@
 #include "trainer/eos_recipe.h"
+#include "trainer/run_directory.h"
 
 #include <chrono>
 #include <cmath>
@@ -134,15 +135,7 @@ EosOutcome train_eos(const EosConfig& cfg, MetricsSink& sink) {
 
 EosOutcome run_eos(const RunSpec& run, const std::string& run_dir) {
   const EosConfig cfg = EosConfig::from_json(run.config);
-  std::filesystem::create_directories(run_dir);
-  write_json_atomic(run_dir + "/config.json", run.config);
-  EosOutcome out;
-  {
-    JsonlWriter metrics(run_dir + "/metrics.jsonl");
-    out = train_eos(cfg, metrics);
-  }
-  write_json_atomic(run_dir + "/summary.json", out.summary);
-  return out;
+  return run_in_directory(run, run_dir, [&](JsonlWriter& metrics) { return train_eos(cfg, metrics); });
 }
 
 }  // namespace lorascope

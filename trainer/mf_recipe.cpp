@@ -1,4 +1,5 @@
 #include "trainer/mf_recipe.h"
+#include "trainer/run_directory.h"
 
 #include <chrono>
 #include <cmath>
@@ -216,15 +217,7 @@ MFOutcome train_mf(const MFConfig& cfg, MFSetup& setup, MetricsSink& sink) {
 MFOutcome run_mf(const RunSpec& run, const std::string& run_dir) {
   const MFConfig cfg = MFConfig::from_json(run.config);
   MFSetup setup = mf_setup(cfg);  // may throw on a bad target/init file: before any output
-  std::filesystem::create_directories(run_dir);
-  write_json_atomic(run_dir + "/config.json", run.config);
-  MFOutcome out;
-  {
-    JsonlWriter metrics(run_dir + "/metrics.jsonl");
-    out = train_mf(cfg, setup, metrics);
-  }
-  write_json_atomic(run_dir + "/summary.json", out.summary);
-  return out;
+  return run_in_directory(run, run_dir, [&](JsonlWriter& metrics) { return train_mf(cfg, setup, metrics); });
 }
 
 }  // namespace lorascope

@@ -1,4 +1,5 @@
 #include "trainer/pretrained_mf_recipe.h"
+#include "trainer/run_directory.h"
 
 #include <chrono>
 #include <cmath>
@@ -21,7 +22,7 @@ PretrainedMFSetup pretrained_mf_setup(const PretrainedMFConfig& cfg) {
   shape.pair = parse_target_pair(cfg.pair);
   Gaussian gauss(static_cast<uint64_t>(cfg.seed));
   PretrainedMF mf = make_pretrained_mf(shape, gauss);
-  LoraFactors lora = init_lora(mf, parse_lora_init(cfg.init), cfg.rank, cfg.alpha, gauss);
+  LoraFactors lora = init_lora(mf, parse_pretrained_lora_init(cfg.init), cfg.rank, cfg.alpha, gauss);
   return {std::move(mf), std::move(lora)};
 }
 
@@ -96,15 +97,8 @@ PretrainedMFOutcome train_pretrained_mf(const PretrainedMFConfig& cfg, Pretraine
 PretrainedMFOutcome run_pretrained_mf(const RunSpec& run, const std::string& run_dir) {
   const auto cfg = PretrainedMFConfig::from_json(run.config);
   auto setup = pretrained_mf_setup(cfg);
-  fs::create_directories(run_dir);
-  write_json_atomic(run_dir + "/config.json", run.config);
-  PretrainedMFOutcome out;
-  {
-    JsonlWriter metrics(run_dir + "/metrics.jsonl");
-    out = train_pretrained_mf(cfg, setup, metrics);
-  }
-  write_json_atomic(run_dir + "/summary.json", out.summary);
-  return out;
+  return run_in_directory(run, run_dir,
+                          [&](JsonlWriter& metrics) { return train_pretrained_mf(cfg, setup, metrics); });
 }
 
 namespace {

@@ -1,4 +1,5 @@
 #include "trainer/rank_accuracy_recipe.h"
+#include "trainer/run_directory.h"
 
 #include <chrono>
 #include <cmath>
@@ -297,15 +298,8 @@ RankAccuracyOutcome train_rank_accuracy(const RankAccuracyConfig& cfg, MetricsSi
 
 RankAccuracyOutcome run_rank_accuracy(const RunSpec& run, const std::string& run_dir) {
   const auto cfg = RankAccuracyConfig::from_json(run.config);
-  std::filesystem::create_directories(run_dir);
-  write_json_atomic(run_dir + "/config.json", run.config);
-  RankAccuracyOutcome out;
-  {
-    JsonlWriter metrics(run_dir + "/metrics.jsonl");
-    out = train_rank_accuracy(cfg, metrics);
-  }
-  write_json_atomic(run_dir + "/summary.json", out.summary);
-  return out;
+  return run_in_directory(run, run_dir,
+                          [&](JsonlWriter& metrics) { return train_rank_accuracy(cfg, metrics); });
 }
 
 }  // namespace lorascope

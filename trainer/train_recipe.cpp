@@ -198,8 +198,19 @@ void setup(Session& s, const std::string& run_dir) {
   s.schedule = make_schedule(c.schedule, s.total_steps);
 }
 
+// Host batch to the device without blocking the host: a pinned staging copy, then an
+// asynchronous transfer queued ahead of the step's kernels.
+at::Tensor to_device(const at::Tensor& t, const at::Device& d) {
+  if (!d.is_cuda()) return t.to(d);
+  return t.pin_memory().to(d, /*non_blocking=*/true);
+}
+
 at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr) {
-  auto ids = b.input_ids.to(s.device), mask = b.attention_mask.to(s.device), labels = b.labels.to(s.device);
+  auto ids = to_device(b.input_ids, s.device), labels = to_device(b.labels, s.device);
+  // A batch without padding (checked here, on the host copy) goes without a mask: the model
+  // then takes causal attention's fused kernel and needs no device-to-host check for padding.
+  const bool padded = b.attention_mask.defined() && b.attention_mask.eq(0).any().item<bool>();
+  const auto mask = padded ? to_device(b.attention_mask, s.device) : at::Tensor();
   at::Tensor logits;
   {
     AutocastGuard autocast(s.device.type(), s.cfg.bf16);  // forward only, as torch.autocast
