@@ -43,9 +43,12 @@ void write_hf_dir(const fs::path& dir, const json& config, const std::string& to
   std::ofstream(dir / "config.json") << config.dump(2);
   const auto info = parse_hf_config(config, "fixture");
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
-  auto model = make_model(info.config, "causal_lm", 0, gen);
-  std::map<std::string, at::Tensor> state;
-  for (const auto& p : model->named_parameters()) state[p.key()] = p.value().detach();
+  const bool llama = info.family == "llama";
+  auto model = make_model(info.config, llama ? "causal_lm" : "classification", llama ? 0 : 2, gen);
+  std::map<std::string, at::Tensor> state;  // a masked-LM body: no classifier
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().rfind("classifier.", 0) != 0) state[p.key()] = p.value().detach();
+  }
   save_safetensors(state, (dir / "model.safetensors").string());
   fs::copy_file(kFixtures + tokenizer, dir / "tokenizer.json");
 }
