@@ -19,5 +19,6 @@ Command add_finetune_command(CLI::App& app);
 Command add_compare_command(CLI::App& app);
 Command add_pretrained_mf_command(CLI::App& app);
 Command add_launch_command(CLI::App& app);
+Command add_hf_command(CLI::App& app);
 
 }  // namespace lorascope::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   commands["compare"] = lorascope::cli::add_compare_command(app);
   commands["pretrained-mf"] = lorascope::cli::add_pretrained_mf_command(app);
   commands["launch"] = lorascope::cli::add_launch_command(app);
+  commands["hf"] = lorascope::cli::add_hf_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

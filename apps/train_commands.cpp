@@ -28,6 +28,7 @@ struct TrainArgs {
   std::string dist_backend = "auto";
   double dist_timeout_s = 300;
   bool no_shard_muon = false, no_overlap = false;
+  std::string model;  // --model DIR = --set base=DIR
 };
 
 CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& help,
@@ -49,6 +50,11 @@ CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& 
                 "data parallel: every rank runs Muon's Newton-Schulz on every matrix");
   cmd->add_flag("--no-overlap", args->no_overlap,
                 "data parallel: all-reduce gradients after backward instead of during it");
+  if (name != "pretrain") {
+    cmd->add_option("--model", args->model,
+                    "base model: `lorascope pretrain` output or a Hugging Face checkpoint directory "
+                    "(config.json + safetensors + tokenizer.json/tokenizer.model); = --set base=DIR");
+  }
   return cmd;
 }
 
@@ -62,6 +68,7 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
   spec.resumable = true;
   SweepArgs sweep = a.sweep;
   if (!a.device.empty()) sweep.sets.push_back("device=" + a.device);
+  if (!a.model.empty()) sweep.sets.push_back("base=" + a.model);
   spec.validate = validate_train_run;
   RendezvousInfo where;
   std::unique_ptr<Communicator> comm;

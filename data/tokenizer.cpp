@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "data/bpe_tokenizer.h"
 #include "data/spm_backend.h"
 
 namespace lorascope {
@@ -56,6 +57,11 @@ Tokenizer Tokenizer::load(const std::string& model_path) {
     throw std::runtime_error(model_path + ": tokenizer model not found");
   }
   Tokenizer tok;
+  if (fs::path(model_path).extension() == ".json") {
+    tok.bpe_ = std::make_shared<const BpeTokenizer>(BpeTokenizer::load(model_path));
+    tok.path_ = model_path;
+    return tok;
+  }
   const std::string error = spm_backend().load(model_path, &tok.sp_);
   if (!error.empty()) {
     throw std::runtime_error(model_path + ": not a sentencepiece model (" + error + ")");
@@ -65,6 +71,7 @@ Tokenizer Tokenizer::load(const std::string& model_path) {
 }
 
 std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
+  if (bpe_) return bpe_->encode(text);
   std::vector<int> ids;
   const std::string error = spm_backend().encode(*sp_, text, &ids);
   if (!error.empty()) throw std::runtime_error(path_ + ": encode failed: " + error);
@@ -72,6 +79,7 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
+  if (bpe_) return bpe_->decode(ids);
   std::vector<int> narrow;
   narrow.reserve(ids.size());
   for (int64_t id : ids) {
@@ -87,13 +95,15 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   return text;
 }
 
-int64_t Tokenizer::vocab_size() const { return spm_backend().id(*sp_, 'n'); }
+int64_t Tokenizer::vocab_size() const { return bpe_ ? bpe_->vocab_size() : spm_backend().id(*sp_, 'n'); }
 int64_t Tokenizer::pad_id() const {
-  const int pad = spm_backend().id(*sp_, 'p');
-  return pad >= 0 ? pad : unk_id();
+  const int64_t pad = bpe_ ? bpe_->pad_id() : spm_backend().id(*sp_, 'p');
+  if (pad >= 0) return pad;
+  if (unk_id() >= 0) return unk_id();
+  return eos_id() >= 0 ? eos_id() : 0;  // LLaMA 3 has neither pad nor unk; padding is masked anyway
 }
-int64_t Tokenizer::bos_id() const { return spm_backend().id(*sp_, 'b'); }
-int64_t Tokenizer::eos_id() const { return spm_backend().id(*sp_, 'e'); }
-int64_t Tokenizer::unk_id() const { return spm_backend().id(*sp_, 'u'); }
+int64_t Tokenizer::bos_id() const { return bpe_ ? bpe_->bos_id() : spm_backend().id(*sp_, 'b'); }
+int64_t Tokenizer::eos_id() const { return bpe_ ? bpe_->eos_id() : spm_backend().id(*sp_, 'e'); }
+int64_t Tokenizer::unk_id() const { return bpe_ ? bpe_->unk_id() : spm_backend().id(*sp_, 'u'); }
 
 }  // namespace lorascope

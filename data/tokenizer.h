@@ -1,6 +1,8 @@
 // Subword tokenizer on sentencepiece: train one on a corpus with the library's trainer, or load
 // an existing tokenizer.model. Ids: pad 0, unk 1, bos 2, eos 3 for tokenizers trained here.
 // The library is reached through the liblorascope_spm.so plugin (why: data/spm_backend.h).
+// load() of a ".json" file reads a Hugging Face byte-level BPE tokenizer.json instead
+// (data/bpe_tokenizer.h); every method then answers for it.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,8 @@ class SentencePieceProcessor;
 }
 
 namespace lorascope {
+
+class BpeTokenizer;
 
 class Tokenizer {
  public:
@@ -28,7 +32,8 @@ class Tokenizer {
   std::vector<int64_t> encode(const std::string& text) const;  // no bos/eos added
   std::string decode(const std::vector<int64_t>& ids) const;
   int64_t vocab_size() const;
-  int64_t pad_id() const;  // never -1: falls back to unk when the model has no pad piece
+  // never -1: falls back to unk, then eos, then 0 when the model has no pad piece
+  int64_t pad_id() const;
   int64_t bos_id() const;
   int64_t eos_id() const;
   int64_t unk_id() const;
@@ -36,6 +41,7 @@ class Tokenizer {
 
  private:
   std::shared_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::shared_ptr<const BpeTokenizer> bpe_;
   std::string path_;
 };
 

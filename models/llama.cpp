@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "models/rope.h"
+
 namespace lorascope {
 
 namespace {
@@ -16,11 +18,12 @@ LlamaDecoderLayer::LlamaDecoderLayer(const TransformerConfig& c, at::Generator& 
       num_kv_heads(c.num_kv_heads),
       head_dim(c.head_dim()) {
   const int64_t C = c.hidden_size, kv = c.num_kv_heads * c.head_dim(), I = c.intermediate_size;
+  const int64_t Q = c.num_heads * c.head_dim();  // = C unless the config sets head_dim
   auto attn = register_module("self_attn", holder("LlamaAttention"));
-  q_proj = attn->register_module("q_proj", std::make_shared<Linear>(C, C, false, gen));
+  q_proj = attn->register_module("q_proj", std::make_shared<Linear>(C, Q, false, gen));
   k_proj = attn->register_module("k_proj", std::make_shared<Linear>(C, kv, false, gen));
   v_proj = attn->register_module("v_proj", std::make_shared<Linear>(C, kv, false, gen));
-  o_proj = attn->register_module("o_proj", std::make_shared<Linear>(C, C, false, gen));
+  o_proj = attn->register_module("o_proj", std::make_shared<Linear>(Q, C, false, gen));
   auto mlp = register_module("mlp", holder("LlamaMLP"));
   gate_proj = mlp->register_module("gate_proj", std::make_shared<Linear>(C, I, false, gen));
   up_proj = mlp->register_module("up_proj", std::make_shared<Linear>(C, I, false, gen));
@@ -32,7 +35,7 @@ LlamaDecoderLayer::LlamaDecoderLayer(const TransformerConfig& c, at::Generator& 
 
 at::Tensor LlamaDecoderLayer::forward(const at::Tensor& h, const at::Tensor& cos,
                                       const at::Tensor& sin, const at::Tensor& mask) {
-  const int64_t B = h.size(0), T = h.size(1), C = h.size(2);
+  const int64_t B = h.size(0), T = h.size(1);
   const auto x = input_layernorm->forward(h);                                         // (B, T, C)
   const auto heads = [&](const at::Tensor& t, int64_t n) {
     return t.view({B, T, n, head_dim}).transpose(1, 2);                               // (B, n, T, hd)
@@ -43,7 +46,7 @@ at::Tensor LlamaDecoderLayer::forward(const at::Tensor& h, const at::Tensor& cos
   const int64_t n_rep = num_heads / num_kv_heads;
   // No mask: the batch has no padding and the attention is only causal.
   const auto y = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask, !mask.defined());  // (B, H, T, hd)
-  const auto h1 = h + o_proj->forward(y.transpose(1, 2).reshape({B, T, C}));         // (B, T, C)
+  const auto h1 = h + o_proj->forward(y.transpose(1, 2).reshape({B, T, num_heads * head_dim}));         // (B, T, C)
   const auto x1 = post_attention_layernorm->forward(h1);
   return h1 + down_proj->forward(at::silu(gate_proj->forward(x1)) * up_proj->forward(x1));  // SwiGLU
 }
@@ -62,7 +65,7 @@ LlamaModel::LlamaModel(const TransformerConfig& c, at::Generator& gen)
 at::Tensor LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   const auto mask01 = checked_attention_mask(input_ids, attention_mask, "llama");
   auto h = embed_tokens->forward(input_ids);  // (B, T, C)
-  const auto cs = rotary_cos_sin(input_ids.size(1), config.head_dim(), config.rope_theta, h.options());
+  const auto cs = rotary_cos_sin(input_ids.size(1), rope_inv_freq(config), h.options());
   // Without padding, attention takes is_causal and no mask (the fast kernels need no mask).
   // A host sync only when the caller passed a mask (it may hold padding).
   const bool padded = attention_mask.defined() && mask01.eq(0).any().item<bool>();

@@ -175,13 +175,26 @@ std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& 
   const double scaling = config.rslora ? config.alpha / std::sqrt(double(config.r)) : config.alpha / config.r;
   for (const auto& nl : targets) init_adapter(*nl.second, config, scaling, gen);
 
-  // Freeze everything but the adapters and modules_to_save.
+  freeze_for_lora(model, prefixes);
+  return find_adapters(model);
+}
+
+void freeze_for_lora(torch::nn::Module& model, const std::vector<std::string>& saved_prefixes) {
   for (auto& item : model.named_parameters()) {
     bool train = is_adapter_parameter(item.key());
-    for (const auto& p : prefixes) train = train || item.key().rfind(p, 0) == 0;
+    for (const auto& p : saved_prefixes) train = train || item.key().rfind(p, 0) == 0;
     item.value().set_requires_grad(train);
   }
-  return find_adapters(model);
+}
+
+std::vector<std::string> modules_to_save_prefixes(torch::nn::Module& model, const std::vector<std::string>& modules) {
+  return saved_prefixes(model, modules);
+}
+
+std::map<std::string, std::shared_ptr<Linear>> linear_layers_by_name(torch::nn::Module& model) {
+  std::map<std::string, std::shared_ptr<Linear>> out;
+  for (const auto& nl : linear_layers(model)) out[nl.first] = nl.second;
+  return out;
 }
 
 std::vector<AdapterRef> find_adapters(torch::nn::Module& model) {

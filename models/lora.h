@@ -9,6 +9,7 @@
 
 #include <torch/nn/module.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,13 @@ std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& 
 std::vector<AdapterRef> find_adapters(torch::nn::Module& model);
 // Qualified names of every lorascope::Linear in the model.
 std::vector<std::string> linear_layer_names(torch::nn::Module& model);
+class Linear;
+std::map<std::string, std::shared_ptr<Linear>> linear_layers_by_name(torch::nn::Module& model);
+// PEFT's modules_to_save rule: the parameter-name prefixes ("classifier.") of the modules that a
+// name or suffix selects; throws for a name that matches nothing.
+std::vector<std::string> modules_to_save_prefixes(torch::nn::Module& model, const std::vector<std::string>& modules);
+// requires_grad only for adapter factors and parameters under the given prefixes.
+void freeze_for_lora(torch::nn::Module& model, const std::vector<std::string>& saved_prefixes);
 // W <- W + scaling * B A (checks the result is finite) / W <- W - scaling * B A; forward is
 // unchanged either way (a merged layer skips its adapter).
 void merge_lora(torch::nn::Module& model);

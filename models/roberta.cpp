@@ -70,13 +70,15 @@ at::Tensor roberta_position_ids(const at::Tensor& attention_mask, int64_t pad_to
 at::Tensor RobertaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   const auto mask01 = checked_attention_mask(input_ids, attention_mask, "roberta");
   const int64_t T = input_ids.size(1);
-  if (T + config.pad_token_id + 1 > config.max_positions) {
-    throw std::invalid_argument("roberta: sequence length " + std::to_string(T) +
-                                " needs max_positions >= T + pad_token_id + 1 = " +
-                                std::to_string(T + config.pad_token_id + 1) + ", got " +
-                                std::to_string(config.max_positions));
+  const bool absolute = config.positions == "absolute";  // BERT
+  const int64_t needed = absolute ? T : T + config.pad_token_id + 1;
+  if (needed > config.max_positions) {
+    throw std::invalid_argument("roberta: sequence length " + std::to_string(T) + " needs max_positions >= " +
+                                (absolute ? std::string("T") : std::string("T + pad_token_id + 1")) + " = " +
+                                std::to_string(needed) + ", got " + std::to_string(config.max_positions));
   }
-  const auto pos = roberta_position_ids(mask01, config.pad_token_id);
+  const auto pos = absolute ? at::arange(T, mask01.options()).unsqueeze(0).expand_as(mask01)
+                            : roberta_position_ids(mask01, config.pad_token_id);
   auto h = word_embeddings->forward(input_ids) + position_embeddings->forward(pos) +
            token_type_embeddings->forward(at::zeros_like(input_ids));  // (B, T, C)
   h = embed_norm->forward(h);

@@ -4,7 +4,8 @@
 //              h = LayerNorm(h + dense(gelu(dense(h))))                            (MLP)
 //   logits = out_proj(tanh(dense(h[:, 0])))                                         (<s> token)
 // pos = pad_token_id + cumsum(mask) for tokens, pad_token_id for padding (RoBERTa's offset), so
-// max_positions must be at least T + pad_token_id + 1. Padded keys are masked out additively.
+// max_positions must be at least T + pad_token_id + 1. BERT (positions "absolute") uses 0 .. T-1
+// and is otherwise the same network (its pooler + classifier are classifier.dense / out_proj). Padded keys are masked out additively.
 // No dropout: the harness compares optimizers, and dropout would only add noise to that.
 #pragma once
 

@@ -1,6 +1,7 @@
 #include "models/transformer_config.h"
 
 #include <stdexcept>
+#include <vector>
 
 namespace lorascope {
 
@@ -48,7 +49,14 @@ nlohmann::json TransformerConfig::to_json() const {
           {"rope_theta", rope_theta},
           {"tie_embeddings", tie_embeddings},
           {"pad_token_id", pad_token_id},
-          {"type_vocab_size", type_vocab_size}};
+          {"type_vocab_size", type_vocab_size},
+          {"head_dim", explicit_head_dim},
+          {"rope_type", rope_type},
+          {"rope_factor", rope_factor},
+          {"rope_low_freq_factor", rope_low_freq_factor},
+          {"rope_high_freq_factor", rope_high_freq_factor},
+          {"rope_original_max_positions", rope_original_max_positions},
+          {"positions", positions}};
 }
 
 // The size keys are required (a model's shape should never come from a default); the rest
@@ -86,6 +94,25 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j, const st
   c.rms_norm_eps = read_positive(j, where, "rms_norm_eps", d.rms_norm_eps);
   c.layer_norm_eps = read_positive(j, where, "layer_norm_eps", d.layer_norm_eps);
   c.rope_theta = read_positive(j, where, "rope_theta", d.rope_theta);
+  c.explicit_head_dim = read_int(j, where, "head_dim", 0, 0, false);
+  c.rope_factor = read_positive(j, where, "rope_factor", d.rope_factor);
+  c.rope_low_freq_factor = read_positive(j, where, "rope_low_freq_factor", d.rope_low_freq_factor);
+  c.rope_high_freq_factor = read_positive(j, where, "rope_high_freq_factor", d.rope_high_freq_factor);
+  c.rope_original_max_positions =
+      read_int(j, where, "rope_original_max_positions", 1, d.rope_original_max_positions, false);
+  const auto read_choice = [&](const std::string& key, const std::vector<std::string>& choices,
+                               const std::string& fallback) {
+    if (!j.contains(key)) return fallback;
+    const auto& v = j.at(key);
+    std::string list;
+    for (const auto& ch : choices) {
+      list += (list.empty() ? "" : " or ") + ("\"" + ch + "\"");
+      if (v.is_string() && v.get<std::string>() == ch) return ch;
+    }
+    fail(where, key, list, v.dump());
+  };
+  c.rope_type = read_choice("rope_type", {"default", "linear", "llama3"}, d.rope_type);
+  c.positions = read_choice("positions", {"padding_offset", "absolute"}, d.positions);
   if (j.contains("tie_embeddings")) {
     if (!j.at("tie_embeddings").is_boolean()) {
       fail(where, "tie_embeddings", "true or false", j.at("tie_embeddings").dump());
@@ -95,11 +122,18 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j, const st
 
   // Relations between keys, reported at the key that has to change.
   const auto n = [](int64_t v) { return std::to_string(v); };
-  if (c.hidden_size % c.num_heads != 0) {
+  if (c.explicit_head_dim == 0 && c.hidden_size % c.num_heads != 0) {
     fail(where, "num_heads", "a divisor of hidden_size (" + n(c.hidden_size) + ")", n(c.num_heads));
   }
   if (c.num_heads % c.num_kv_heads != 0) {
     fail(where, "num_kv_heads", "a divisor of num_heads (" + n(c.num_heads) + ")", n(c.num_kv_heads));
+  }
+  if (c.arch == "roberta" && c.explicit_head_dim != 0 && c.explicit_head_dim * c.num_heads != c.hidden_size) {
+    fail(where, "head_dim", "hidden_size / num_heads for roberta", n(c.explicit_head_dim));
+  }
+  if (c.rope_type == "llama3" && !(c.rope_high_freq_factor > c.rope_low_freq_factor)) {
+    fail(where, "rope_high_freq_factor", "a value above rope_low_freq_factor (" + std::to_string(c.rope_low_freq_factor) + ")",
+         std::to_string(c.rope_high_freq_factor));
   }
   if (c.arch == "roberta" && c.num_kv_heads != c.num_heads) {
     fail(where, "num_kv_heads", "num_heads (" + n(c.num_heads) + ") for roberta", n(c.num_kv_heads));
@@ -112,7 +146,7 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j, const st
     fail(where, "pad_token_id", "an id below vocab_size (" + n(c.vocab_size) + ")", n(c.pad_token_id));
   }
   // RoBERTa's position ids start at pad_token_id + 1.
-  if (c.arch == "roberta" && c.max_positions < c.pad_token_id + 2) {
+  if (c.arch == "roberta" && c.positions == "padding_offset" && c.max_positions < c.pad_token_id + 2) {
     fail(where, "max_positions", "at least pad_token_id + 2 (" + n(c.pad_token_id + 2) + ") for roberta",
          n(c.max_positions));
   }

@@ -51,8 +51,13 @@ std::pair<at::Tensor, at::Tensor> rotary_cos_sin(int64_t T, int64_t head_dim, do
     throw std::invalid_argument("rotary: head_dim must be even but got " + std::to_string(head_dim));
   }
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
-  const auto inv_freq = at::pow(theta, -at::arange(0, head_dim, 2, f64) / double(head_dim));  // (hd/2)
-  const auto freqs = at::outer(at::arange(T, f64), inv_freq);                                  // (T, hd/2)
+  return rotary_cos_sin(T, at::pow(theta, -at::arange(0, head_dim, 2, f64) / double(head_dim)), options);
+}
+
+std::pair<at::Tensor, at::Tensor> rotary_cos_sin(int64_t T, const at::Tensor& inv_freq,
+                                                 const at::TensorOptions& options) {
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  const auto freqs = at::outer(at::arange(T, f64), inv_freq.to(at::kDouble).cpu());            // (T, hd/2)
   const auto angle = at::cat({freqs, freqs}, -1);                                              // (T, hd)
   return {angle.cos().to(options), angle.sin().to(options)};
 }

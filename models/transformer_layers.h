@@ -44,6 +44,9 @@ class LayerNorm : public torch::nn::Module {
 // cast to dtype.
 std::pair<at::Tensor, at::Tensor> rotary_cos_sin(int64_t T, int64_t head_dim, double theta,
                                                  const at::TensorOptions& options);
+// The same from given frequencies inv_freq (hd/2) (scaled ones: models/rope.h).
+std::pair<at::Tensor, at::Tensor> rotary_cos_sin(int64_t T, const at::Tensor& inv_freq,
+                                                 const at::TensorOptions& options);
 at::Tensor rotate_half(const at::Tensor& x);  // (..., hd): [x1, x2] -> [-x2, x1]
 // x (B, H, T, hd) -> x cos + rotate_half(x) sin
 at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);

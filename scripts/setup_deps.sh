@@ -3,7 +3,7 @@
 # packages named as arguments join them (scripts/fuzz.sh: clang libclang-rt-14-dev).
 set -euo pipefail
 packages=(g++ cmake make libtorch-dev libopenblas0-openmp nlohmann-json3-dev libcli11-dev
-          libeigen3-dev libgtest-dev libsentencepiece-dev libgloo-dev python3-matplotlib python3-numpy "$@")
+          libeigen3-dev libgtest-dev libsentencepiece-dev libgloo-dev libpcre2-dev python3-matplotlib python3-numpy "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,8 @@
 #include "trainer/optimizer_factory.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "optim/adamw.h"
 #include "optim/hybrid.h"
 #include "optim/muon.h"
@@ -42,6 +45,10 @@ void add_optimizer_keys(ConfigSchema& s) {
   alr.min_exclusive = true;
   s.string("schedule.kind", "constant", {"constant", "cosine"}, "learning-rate schedule");
   s.integer("schedule.warmup_steps", 0, "linear warmup steps").min = 0;
+  auto& wf = s.number("schedule.warmup_fraction", 0.0,
+                      "warmup as a fraction of all steps (rounded; the larger of this and warmup_steps)");
+  wf.min = 0;
+  wf.max = 0.5;
   auto& mf = s.number("schedule.min_factor", 0.0, "cosine: final lr as a fraction of the base");
   mf.min = 0;
   mf.max = 1;
@@ -114,7 +121,9 @@ std::unique_ptr<Optimizer> make_optimizer(const json& o, std::vector<at::Tensor>
 LrSchedule make_schedule(const json& s, int64_t total_steps) {
   LrSchedule schedule;
   schedule.kind = parse_schedule_kind(s.at("kind"));
-  schedule.warmup_steps = s.at("warmup_steps");
+  const auto fraction_steps =
+      static_cast<int64_t>(std::llround(s.value("warmup_fraction", 0.0) * static_cast<double>(total_steps)));
+  schedule.warmup_steps = std::max(s.at("warmup_steps").get<int64_t>(), fraction_steps);
   schedule.min_factor = s.at("min_factor");
   schedule.total_steps = total_steps;
   return schedule;

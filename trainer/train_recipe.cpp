@@ -13,6 +13,8 @@
 
 #include "data/batching.h"
 #include "data/matrix_json.h"
+#include "models/hf_checkpoint.h"
+#include "models/peft_adapter.h"
 #include "models/sequence_model.h"
 #include "optim/state_io.h"
 #include "trainer/adapter_monitor.h"
@@ -53,7 +55,17 @@ struct Session {
   int64_t skipped_records = 0;  // malformed dataset records left out (data.skip_malformed)
   bool classification = false;
   Communicator* comm = nullptr;  // data parallel when set
+  LoraConfig lora;  // as attached or imported (what a PEFT export records)
 };
+
+// tokenizer.path, else the checkpoint's tokenizer.json, else its tokenizer.model.
+std::string hf_tokenizer_path(const TrainConfig& c) {
+  if (!c.tokenizer_path.empty()) return c.tokenizer_path;
+  for (const char* name : {"/tokenizer.json", "/tokenizer.model"}) {
+    if (fs::exists(c.base + name)) return c.base + name;
+  }
+  throw ConfigError(c.base + ": no tokenizer.json or tokenizer.model (set tokenizer.path)");
+}
 
 std::vector<Batch> epoch_batches(const Session& s, const std::vector<TokenizedExample>& data,
                                  int64_t epoch, bool shuffle) {
@@ -83,6 +95,7 @@ void setup(Session& s, const std::string& run_dir) {
   }
   // 2. tokenizer
   TransformerConfig model_cfg = c.model;
+  const bool hf_base = c.mode == "finetune" && is_hf_checkpoint_dir(c.base);
   if (c.mode == "pretrain") {
     const std::string own = run_dir + "/tokenizer.model";
     bool trained_before = fs::exists(own);
@@ -106,6 +119,16 @@ void setup(Session& s, const std::string& run_dir) {
     }
     model_cfg.vocab_size = s.tokenizer->vocab_size();
     model_cfg.pad_token_id = s.tokenizer->pad_id();
+  } else if (hf_base) {
+    model_cfg = read_hf_config(c.base).config;
+    s.tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(hf_tokenizer_path(c)));
+    // A model may have more embedding rows than the tokenizer has ids (padded vocabularies),
+    // never fewer.
+    if (s.tokenizer->vocab_size() > model_cfg.vocab_size) {
+      throw ConfigError(s.tokenizer->path() + ": vocabulary of " + std::to_string(s.tokenizer->vocab_size()) +
+                        " ids, but " + c.base + "/config.json has vocab_size " + std::to_string(model_cfg.vocab_size) +
+                        " (a tokenizer of another model?)");
+    }
   } else {
     model_cfg = TransformerConfig::from_json(read_json_file(c.base + "/model_config.json"),
                                              c.base + "/model_config.json");
@@ -128,14 +151,39 @@ void setup(Session& s, const std::string& run_dir) {
                        s.classification ? static_cast<int64_t>(data.label_names.size()) : 0, gen);
   std::vector<at::Tensor> trainable;
   if (c.mode == "finetune") {
-    // The classification head is new: every other tensor must come from the base.
-    load_module_state(*s.model, load_tensor_dict(c.base + "/model.pt"), c.base + "/model.pt",
-                      {s.model->head_module()});
+    // The classification head is new (unless an HF checkpoint has it): every other tensor must
+    // come from the base.
+    if (hf_base) {
+      const auto report = load_hf_weights(*s.model, SafetensorsCheckpoint(c.base));
+      if (!report.fresh.empty()) {
+        std::fprintf(stderr, "%s: %s: new head (%zu tensors initialised here)\n", c.name.c_str(), c.base.c_str(),
+                     report.fresh.size());
+      }
+    } else {
+      load_module_state(*s.model, load_tensor_dict(c.base + "/model.pt"), c.base + "/model.pt",
+                        {s.model->head_module()});
+    }
     LoraConfig lora = c.lora;
     if (lora.modules_to_save.empty() && s.classification && c.train_head) {
       lora.modules_to_save = {s.model->head_module()};
     }
-    s.adapters = attach_lora(*s.model, lora, gen);
+    if (!c.adapter_path.empty()) {
+      const auto loaded = load_peft_adapter(*s.model, c.adapter_path);
+      auto saved = loaded.modules_to_save;
+      if (s.classification && c.train_head) saved.push_back(s.model->head_module());
+      std::vector<std::string> prefixes;
+      for (const auto& m : saved) prefixes.push_back(m + ".");
+      freeze_for_lora(*s.model, prefixes);
+      lora.r = loaded.r;
+      lora.alpha = loaded.alpha;
+      lora.rslora = loaded.rslora;
+      lora.targets = loaded.targets;
+      lora.target_regex = loaded.target_regex;
+      lora.init = "peft";
+    } else {
+      s.adapters = attach_lora(*s.model, lora, gen);
+    }
+    s.lora = lora;
   }
   s.model->to(s.device);
   s.adapters = find_adapters(*s.model);  // re-read: .to() may have replaced the tensors
@@ -287,12 +335,28 @@ Muon* find_muon(Optimizer& optimizer) {
 void validate_train_run(const RunSpec& run) {
   auto cfg = TrainConfig::from_json(run.config);
   (void)load_text_dataset(cfg.data_kind, cfg.data_path, cfg.load);
-  if (cfg.mode == "finetune") {
+  if (cfg.mode != "finetune") return;
+  if (!fs::is_directory(cfg.base)) {
+    throw ConfigError(cfg.base + ": base: not a directory (expected `lorascope pretrain` output or a Hugging "
+                      "Face checkpoint directory)");
+  }
+  if (is_hf_checkpoint_dir(cfg.base)) {
+    read_hf_config(cfg.base);  // architecture and keys, before anything is written
+    (void)hf_tokenizer_path(cfg);
+  } else {
     for (const char* f : {"/model.pt", "/model_config.json"}) {
       if (!fs::exists(cfg.base + f)) {
-        throw ConfigError(cfg.base + f + ": not found; `lorascope pretrain` writes it");
+        throw ConfigError(cfg.base + f + ": not found; `lorascope pretrain` writes it (or give a Hugging Face "
+                          "directory with config.json and model.safetensors)");
       }
     }
+  }
+  if (!cfg.tokenizer_path.empty() && !fs::exists(cfg.tokenizer_path)) {
+    throw ConfigError(cfg.tokenizer_path + ": tokenizer.path: file not found");
+  }
+  if (!cfg.adapter_path.empty() && !fs::exists(cfg.adapter_path + "/adapter_config.json")) {
+    throw ConfigError(cfg.adapter_path + "/adapter_config.json: lora.adapter: not found (expected a PEFT adapter "
+                      "directory)");
   }
 }
 
@@ -547,6 +611,15 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       for (const auto& a : s.adapters) mean += adapter_stats(a).erank;
       summary["mean_erank"] = mean / static_cast<double>(s.adapters.size());
       summary["lora_r"] = c.lora.r;
+    }
+    if (c.mode == "finetune" && c.export_peft && !s.adapters.empty()) {
+      if (s.lora.init == "spectral") {
+        std::fprintf(stderr, "%s: no PEFT export for a spectral-init adapter (its base weights were changed)\n",
+                     c.name.c_str());
+      } else {
+        save_peft_adapter(*s.model, s.lora, run_dir + "/adapter", c.base);
+        summary["peft_adapter"] = run_dir + "/adapter";
+      }
     }
     if (c.mode == "pretrain") {
       save_tensor_dict(module_state(*s.model), run_dir + "/model.pt");

@@ -34,8 +34,13 @@ ConfigSchema build() {
   positive(s, "model.num_kv_heads", 4, "pretrain: key/value heads (llama)");
   positive(s, "model.intermediate_size", 344, "pretrain: MLP width");
   positive(s, "model.max_positions", 256, "pretrain: longest sequence");
-  s.string("base", nullptr, {}, "finetune: base model directory written by `lorascope pretrain`");
-  s.string("tokenizer.path", nullptr, {}, "sentencepiece model; pretrain trains one when absent");
+  s.string("base", nullptr, {},
+           "finetune: base model directory: written by `lorascope pretrain`, or a Hugging Face "
+           "checkpoint (config.json + model.safetensors[.index.json] + tokenizer.json or "
+           "tokenizer.model); --model DIR sets it");
+  s.string("tokenizer.path", nullptr, {},
+           "sentencepiece tokenizer.model or byte-level BPE tokenizer.json; default: the base's; "
+           "pretrain trains one when absent");
   auto& voc = s.integer("tokenizer.vocab_size", 4096, "pretrain: pieces of the trained tokenizer");
   voc.min = 64;
   s.string("data.kind", "spam_assassin",
@@ -64,6 +69,10 @@ ConfigSchema build() {
   auto& scale = s.number("lora.init_scale", 1e-3, "gaussian: std of lora_A");
   scale.min = 0;
   scale.min_exclusive = true;
+  s.string("lora.adapter", "", {},
+            "start from this PEFT adapter directory (adapter_config.json + adapter_model.safetensors) "
+            "instead of fresh adapters; its r, alpha and targets replace lora.*");
+  s.boolean("lora.export_peft", true, "finetune: write RUN/adapter/ in PEFT's format at the end");
   s.string_list("lora.modules_to_save", json::array(),
                 "modules trained in full (default: the classification head)");
   s.boolean("lora.train_head", true,
@@ -159,6 +168,8 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.lora.init_scale = l.at("init_scale");
   t.lora.modules_to_save = l.at("modules_to_save").get<std::vector<std::string>>();
   t.train_head = l.at("train_head");
+  t.adapter_path = l.at("adapter");
+  t.export_peft = l.at("export_peft");
   t.optim = c.at("optim");
   t.schedule = c.at("schedule");
   const auto& tr = c.at("train");

@@ -23,7 +23,7 @@ struct TrainConfig {
   std::string device;
   bool bf16 = false;
   TransformerConfig model;  // pretrain: the architecture; finetune: read from the base
-  std::string base;         // finetune: directory written by pretrain
+  std::string base;         // finetune: directory written by pretrain, or a Hugging Face checkpoint
   std::string tokenizer_path;
   int64_t tokenizer_vocab = 0;
   std::string data_kind, data_path;
@@ -31,6 +31,8 @@ struct TrainConfig {
   double validation_fraction = 0.1, test_fraction = 0.1;
   int64_t max_len = 128;
   LoraConfig lora;
+  std::string adapter_path;  // finetune: PEFT adapter to start from ("" = fresh adapters)
+  bool export_peft = true;
   bool train_head = true;  // classification: train the new head when modules_to_save is empty
   nlohmann::json optim, schedule;
   int64_t epochs = 1, max_steps = 0, batch_size = 16, grad_accum = 1;

@@ -1,0 +1,182 @@
+// lorascope hf logits | random-adapter | tokenize: Hugging Face checkpoints, PEFT adapters and
+// tokenizers from the command line. tests/interop/ drives these against transformers, peft and
+// tokenizers on the same inputs.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "data/tokenizer.h"
+#include "models/hf_checkpoint.h"
+#include "models/lora.h"
+#include "models/peft_adapter.h"
+#include "models/safetensors.h"
+#include "trainer/config.h"
+#include "trainer/device.h"
+
+namespace lorascope::cli {
+
+using nlohmann::json;
+
+namespace {
+
+struct HfArgs {
+  std::string model, adapter, ids, out, head = "causal_lm", dtype = "float32", device = "cpu";
+  std::string tokenizer, input;
+  int64_t num_labels = 0, r = 8, seed = 0;
+  double alpha = 16, b_std = 0.02;
+  std::vector<std::string> targets = {"q_proj", "v_proj"};
+};
+
+// Bad input of any kind is a usage error (exit 2) with the message of the file that failed.
+template <typename F>
+int guarded(F f) {
+  try {
+    f();
+    return 0;
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(e.what());
+  }
+}
+
+// {"input_ids": [[...], ...], "attention_mask": [[...], ...] (optional)} -> (B, T) tensors.
+std::pair<at::Tensor, at::Tensor> read_ids(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": --ids: file not found");
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(path + ": not valid JSON (" + e.what() + ")");
+  }
+  const auto rows = [&](const char* key) {
+    std::vector<int64_t> flat;
+    int64_t B = 0, T = -1;
+    if (!j.contains(key) || !j[key].is_array() || j[key].empty()) {
+      throw ConfigError(path + ": " + key + ": expected a non-empty list of equal-length lists of integers");
+    }
+    for (const auto& row : j[key]) {
+      if (!row.is_array() || (T >= 0 && static_cast<int64_t>(row.size()) != T) || row.empty()) {
+        throw ConfigError(path + ": " + key + ": expected equal-length non-empty rows");
+      }
+      T = static_cast<int64_t>(row.size());
+      for (const auto& v : row) {
+        if (!v.is_number_integer()) throw ConfigError(path + ": " + key + ": expected integers, got " + v.dump());
+        flat.push_back(v.get<int64_t>());
+      }
+      ++B;
+    }
+    return at::tensor(flat, at::kLong).view({B, T});
+  };
+  const auto ids = rows("input_ids");
+  const auto mask = j.contains("attention_mask") ? rows("attention_mask") : at::ones_like(ids);
+  if (!mask.sizes().equals(ids.sizes())) throw ConfigError(path + ": attention_mask: expected the shape of input_ids");
+  return {ids, mask};
+}
+
+at::ScalarType parse_dtype(const std::string& d) {
+  return d == "float64" ? at::kDouble : d == "bfloat16" ? at::kBFloat16 : at::kFloat;
+}
+
+void logits(const HfArgs& a) {
+  const auto [ids, mask] = read_ids(a.ids);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
+  HfLoadReport report;
+  auto model = load_hf_model(a.model, a.head, a.num_labels, gen, &report);
+  if (!report.fresh.empty()) {
+    std::fprintf(stderr, "hf logits: %zu head tensors are not in the checkpoint (fresh, seed %lld)\n",
+                 report.fresh.size(), static_cast<long long>(a.seed));
+  }
+  if (!a.adapter.empty()) load_peft_adapter(*model, a.adapter);
+  const auto vocab = model->config().vocab_size;
+  if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab) {
+    throw ConfigError(a.ids + ": input_ids: expected ids in [0, " + std::to_string(vocab) + ")");
+  }
+  const auto device = pick_device(a.device);
+  model->to(device);
+  model->to(parse_dtype(a.dtype));
+  model->eval();
+  at::NoGradGuard no_grad;
+  const auto out = model->forward(ids.to(device), mask.to(device)).to(at::kFloat).cpu();
+  save_safetensors({{"logits", out}}, a.out, {{"model", a.model}, {"dtype", a.dtype}});
+  std::fprintf(stderr, "hf logits: %s %s -> %s\n", c10::str(out.sizes()).c_str(), a.dtype.c_str(), a.out.c_str());
+}
+
+void random_adapter(const HfArgs& a) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
+  auto model = load_hf_model(a.model, a.head, a.num_labels, gen);
+  LoraConfig lora;
+  lora.r = a.r;
+  lora.alpha = a.alpha;
+  lora.targets = a.targets;
+  if (model->head() == "classification") lora.modules_to_save = {model->head_module()};
+  attach_lora(*model, lora, gen);
+  // PEFT's init has B = 0, an adapter that changes nothing; a random B makes the export testable.
+  at::NoGradGuard no_grad;
+  for (auto& ad : find_adapters(*model)) ad.B.normal_(0, a.b_std, gen);
+  save_peft_adapter(*model, lora, a.out, a.model);
+  std::fprintf(stderr, "hf random-adapter: %zu adapters -> %s\n", find_adapters(*model).size(), a.out.c_str());
+}
+
+void tokenize(const HfArgs& a) {
+  const auto tok = Tokenizer::load(a.tokenizer);
+  std::ifstream in(a.input, std::ios::binary);
+  if (!in) throw ConfigError(a.input + ": --in: file not found");
+  std::ofstream out(a.out);
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    out << json(tok.encode(line)).dump() << "\n";
+    ++n;
+  }
+  if (!out) throw ConfigError(a.out + ": cannot write");
+  std::fprintf(stderr, "hf tokenize: %lld lines -> %s\n", static_cast<long long>(n), a.out.c_str());
+}
+
+}  // namespace
+
+Command add_hf_command(CLI::App& app) {
+  auto a = std::make_shared<HfArgs>();
+  auto* hf = app.add_subcommand("hf", "Hugging Face checkpoints, PEFT adapters and tokenizers (interop checks)");
+  hf->require_subcommand(1);
+  auto* lg = hf->add_subcommand("logits", "logits of an HF checkpoint (+ PEFT adapter) on given token ids");
+  lg->add_option("--model", a->model, "HF checkpoint directory")->required();
+  lg->add_option("--ids", a->ids, "JSON {\"input_ids\": [[...]], \"attention_mask\": [[...]]}")->required();
+  lg->add_option("--out", a->out, "output .safetensors with tensor \"logits\" (float32)")->required();
+  lg->add_option("--adapter", a->adapter, "PEFT adapter directory to apply");
+  lg->add_option("--head", a->head, "causal_lm | classification")->check(CLI::IsMember({"causal_lm", "classification"}));
+  lg->add_option("--num-labels", a->num_labels, "classification: labels (default: the checkpoint's)");
+  lg->add_option("--dtype", a->dtype, "float32 | bfloat16 | float64")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float64"}));
+  lg->add_option("--device", a->device, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  lg->add_option("--seed", a->seed, "seed of a fresh head");
+  auto* ra = hf->add_subcommand("random-adapter", "attach LoRA with a random (nonzero) B and export it as PEFT");
+  ra->add_option("--model", a->model, "HF checkpoint directory")->required();
+  ra->add_option("--out", a->out, "adapter directory to write")->required();
+  ra->add_option("--head", a->head, "causal_lm | classification")->check(CLI::IsMember({"causal_lm", "classification"}));
+  ra->add_option("--num-labels", a->num_labels, "classification: labels (default: the checkpoint's)");
+  ra->add_option("--r", a->r, "rank")->check(CLI::PositiveNumber);
+  ra->add_option("--alpha", a->alpha, "lora_alpha")->check(CLI::PositiveNumber);
+  ra->add_option("--targets", a->targets, "module names")->delimiter(',');
+  ra->add_option("--seed", a->seed, "seed");
+  ra->add_option("--b-std", a->b_std, "std of lora_B");
+  auto* tk = hf->add_subcommand("tokenize", "encode each line of a file (no special tokens) as a JSON list per line");
+  tk->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model")->required();
+  tk->add_option("--in", a->input, "UTF-8 text, one example per line")->required();
+  tk->add_option("--out", a->out, "JSONL of id lists")->required();
+  return [a, lg, ra, tk]() -> int {
+    if (lg->parsed()) return guarded([&] { logits(*a); });
+    if (ra->parsed()) return guarded([&] { random_adapter(*a); });
+    if (tk->parsed()) return guarded([&] { tokenize(*a); });
+    return 2;
+  };
+}
+
+}  // namespace lorascope::cli

@@ -1,0 +1,226 @@
+#include "models/peft_adapter.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+
+#include "models/hf_checkpoint.h"
+#include "models/linear.h"
+#include "models/safetensors.h"
+
+namespace lorascope {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::string kPrefix = "base_model.model.";
+
+// lorascope module names of modules_to_save -> HF module names PEFT matches by suffix.
+std::vector<std::string> hf_modules(const std::vector<std::string>& modules, const std::string& family) {
+  std::vector<std::string> out;
+  for (const auto& m : modules) {
+    if (family == "bert" && m == "classifier") {  // pooler + classifier (models/hf_checkpoint.h)
+      out.push_back("pooler");
+      out.push_back("classifier");
+    } else {
+      std::string hf = hf_parameter_name(m + ".", family);
+      out.push_back(hf.substr(0, hf.size() - 1));
+    }
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+json peft_adapter_config(const LoraConfig& lora, const std::string& task_type, const std::string& family,
+                         const std::string& base_model_name_or_path) {
+  json targets;
+  if (!lora.target_regex.empty()) {
+    targets = lora.target_regex;  // PEFT: a string is a full-match regex
+  } else {
+    targets = json::array();
+    for (const auto& t : lora.targets) targets.push_back(hf_parameter_name(t, family));
+  }
+  const auto saved = hf_modules(lora.modules_to_save, family);
+  return {{"peft_type", "LORA"},
+          {"task_type", task_type},
+          {"base_model_name_or_path", base_model_name_or_path.empty() ? json(nullptr) : json(base_model_name_or_path)},
+          {"r", lora.r},
+          {"lora_alpha", lora.alpha},
+          {"lora_dropout", lora.dropout},
+          {"target_modules", targets},
+          {"exclude_modules", lora.exclude.empty() ? json(nullptr) : json(lora.exclude)},
+          {"bias", "none"},
+          {"use_rslora", lora.rslora},
+          {"use_dora", false},
+          {"fan_in_fan_out", false},
+          {"init_lora_weights", true},
+          {"modules_to_save", saved.empty() ? json(nullptr) : json(saved)},
+          {"layers_to_transform", nullptr},
+          {"layers_pattern", nullptr},
+          {"rank_pattern", json::object()},
+          {"alpha_pattern", json::object()},
+          {"inference_mode", true},
+          {"revision", nullptr}};
+}
+
+void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
+                       const std::string& base_model_name_or_path) {
+  if (lora.init == "spectral") {
+    throw std::runtime_error(dir + ": cannot export a spectral-init adapter in PEFT's format: it was trained "
+                             "against base weights minus their top-r part, which PEFT's base model lacks");
+  }
+  const std::string family = hf_family(model.config());
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& [name, lin] : linear_layers_by_name(model)) {
+    if (!lin->has_adapter()) continue;
+    if (lin->merged) throw std::runtime_error(dir + ": " + name + ": unmerge the adapter before exporting it");
+    const std::string hf = kPrefix + hf_parameter_name(name, family);
+    tensors[hf + ".lora_A.weight"] = lin->lora_A->weight.detach().cpu();
+    tensors[hf + ".lora_B.weight"] = lin->lora_B->weight.detach().cpu();
+  }
+  if (tensors.empty()) throw std::runtime_error(dir + ": the model has no LoRA adapters to export");
+  const auto prefixes = modules_to_save_prefixes(model, lora.modules_to_save);
+  for (const auto& p : model.named_parameters(true)) {
+    for (const auto& prefix : prefixes) {
+      if (p.key().rfind(prefix, 0) == 0) tensors[kPrefix + hf_parameter_name(p.key(), family)] = p.value().detach().cpu();
+    }
+  }
+  const std::string task = model.head() == "classification" ? "SEQ_CLS" : "CAUSAL_LM";
+  fs::create_directories(dir);
+  save_safetensors(tensors, (fs::path(dir) / "adapter_model.safetensors").string(), {{"format", "pt"}});
+  const std::string cfg = (fs::path(dir) / "adapter_config.json").string();
+  {
+    std::ofstream out(cfg + ".tmp");
+    out << peft_adapter_config(lora, task, family, base_model_name_or_path).dump(2) << "\n";
+    if (!out) throw std::runtime_error(cfg + ": cannot write");
+  }
+  fs::rename(cfg + ".tmp", cfg);
+}
+
+LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
+  const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
+  const std::string st_path = (fs::path(dir) / "adapter_model.safetensors").string();
+  std::ifstream in(cfg_path);
+  if (!in) throw std::runtime_error(cfg_path + ": not found (a PEFT adapter directory has adapter_config.json)");
+  json c;
+  try {
+    c = json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(cfg_path + ": not valid JSON (" + e.what() + ")");
+  }
+  const auto bad = [&](const std::string& key, const std::string& what) {
+    throw std::runtime_error(cfg_path + ": " + key + ": " + what + ", got " + (c.contains(key) ? c[key].dump() : "nothing"));
+  };
+  if (!c.is_object()) throw std::runtime_error(cfg_path + ": expected a JSON object");
+  if (c.value("peft_type", std::string()) != "LORA") bad("peft_type", "expected \"LORA\"");
+  if (!c.contains("r") || !c["r"].is_number_integer() || c["r"].get<int64_t>() < 1) bad("r", "expected an integer >= 1");
+  if (!c.contains("lora_alpha") || !c["lora_alpha"].is_number() || !(c["lora_alpha"].get<double>() > 0)) {
+    bad("lora_alpha", "expected a positive number");
+  }
+  const auto is_off = [&](const std::string& key) {
+    return !c.contains(key) || c[key].is_null() || c[key] == false || (c[key].is_object() && c[key].empty());
+  };
+  if (!is_off("use_dora")) bad("use_dora", "DoRA is not supported; expected false");
+  if (!is_off("fan_in_fan_out")) bad("fan_in_fan_out", "expected false (Conv1D layers are not supported)");
+  if (!is_off("rank_pattern")) bad("rank_pattern", "per-module ranks are not supported; expected {}");
+  if (!is_off("alpha_pattern")) bad("alpha_pattern", "per-module alphas are not supported; expected {}");
+  if (c.contains("bias") && c["bias"] != "none") bad("bias", "expected \"none\" (trained biases are not supported)");
+
+  LoraConfig lora;
+  lora.r = c["r"].get<int64_t>();
+  lora.alpha = c["lora_alpha"].get<double>();
+  lora.rslora = c.contains("use_rslora") && c["use_rslora"].is_boolean() && c["use_rslora"].get<bool>();
+  lora.dropout = c.contains("lora_dropout") && c["lora_dropout"].is_number() ? c["lora_dropout"].get<double>() : 0.0;
+  const std::string family = hf_family(model.config());
+  lora.targets.clear();
+  if (c.contains("target_modules") && c["target_modules"].is_array()) {
+    for (const auto& t : c["target_modules"]) {
+      if (t.is_string()) lora.targets.push_back(lorascope_parameter_name(t.get<std::string>(), family));
+    }
+  } else if (c.contains("target_modules") && c["target_modules"].is_string()) {
+    lora.target_regex = c["target_modules"].get<std::string>();
+  }
+  const double scaling = lora.rslora ? lora.alpha / std::sqrt(double(lora.r)) : lora.alpha / double(lora.r);
+
+  const SafetensorsFile file(st_path);
+  auto linears = linear_layers_by_name(model);
+  // Pair lora_A / lora_B by module, and the other tensors (modules_to_save) by parameter.
+  std::map<std::string, std::pair<at::Tensor, at::Tensor>> adapters;
+  std::map<std::string, at::Tensor> saved;
+  for (const auto& key : file.names()) {
+    if (key.rfind(kPrefix, 0) != 0) {
+      throw std::runtime_error(st_path + ": tensor \"" + key + "\": expected a name starting with \"" + kPrefix + "\"");
+    }
+    std::string name = lorascope_parameter_name(key.substr(kPrefix.size()), family);
+    for (const char* factor : {".lora_A.weight", ".lora_B.weight"}) {
+      if (ends_with(name, factor)) {
+        const std::string module = name.substr(0, name.size() - std::string(factor).size());
+        if (!linears.count(module)) {
+          throw std::runtime_error(st_path + ": tensor \"" + key + "\": the model has no linear layer \"" + module +
+                                   "\" (adapter for another architecture or layer count?)");
+        }
+        auto& pair = adapters[module];
+        (factor[6] == 'A' ? pair.first : pair.second) = file.tensor(key);
+        name.clear();
+        break;
+      }
+    }
+    if (!name.empty()) saved[name] = file.tensor(key);
+  }
+  if (adapters.empty()) throw std::runtime_error(st_path + ": no lora_A / lora_B tensors");
+  // Check everything before changing the model.
+  for (const auto& [module, ab] : adapters) {
+    const auto& lin = *linears.at(module);
+    const std::string key = kPrefix + hf_parameter_name(module, family);
+    if (!ab.first.defined() || !ab.second.defined()) {
+      throw std::runtime_error(st_path + ": " + key + ": has only one of lora_A / lora_B");
+    }
+    if (lin.has_adapter()) throw std::runtime_error(st_path + ": " + module + " already has an adapter");
+    const std::vector<int64_t> a_shape = {lora.r, lin.in_features()}, b_shape = {lin.out_features(), lora.r};
+    if (!ab.first.sizes().equals(a_shape) || !ab.second.sizes().equals(b_shape)) {
+      throw std::runtime_error(st_path + ": " + key + ": expected lora_A " + c10::str(at::IntArrayRef(a_shape)) +
+                               " and lora_B " + c10::str(at::IntArrayRef(b_shape)) + " (r = " + std::to_string(lora.r) +
+                               " from adapter_config.json), got " + c10::str(ab.first.sizes()) + " and " +
+                               c10::str(ab.second.sizes()));
+    }
+  }
+  std::map<std::string, at::Tensor> params;
+  for (auto& p : model.named_parameters(true)) params[p.key()] = p.value();
+  std::set<std::string> saved_modules;
+  for (const auto& [name, t] : saved) {
+    auto it = params.find(name);
+    const std::string key = kPrefix + hf_parameter_name(name, family);
+    if (it == params.end()) {
+      throw std::runtime_error(st_path + ": tensor \"" + key + "\": the model has no parameter \"" + name + "\"");
+    }
+    if (!it->second.sizes().equals(t.sizes())) {
+      throw std::runtime_error(st_path + ": " + key + ": expected shape " + c10::str(it->second.sizes()) + ", got " +
+                               c10::str(t.sizes()));
+    }
+    saved_modules.insert(name.substr(0, name.rfind('.')));
+  }
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& [name, t] : saved) params.at(name).copy_(t);
+  }
+  for (const auto& [module, ab] : adapters) linears.at(module)->add_adapter(ab.first, ab.second, scaling, lora.dropout);
+  lora.modules_to_save.assign(saved_modules.begin(), saved_modules.end());
+  std::vector<std::string> prefixes;
+  for (const auto& m : saved_modules) prefixes.push_back(m + ".");
+  freeze_for_lora(model, prefixes);
+  return lora;
+} catch (const nlohmann::json::exception& e) {
+  // A well-formed JSON file of the wrong shape (a number where an object belongs, ...).
+  throw std::runtime_error(dir + ": unexpected JSON structure (" + e.what() + ")");
+}
+
+}  // namespace lorascope

@@ -1,0 +1,41 @@
+// LoRA adapters in PEFT's on-disk format (what PeftModel.save_pretrained writes and
+// PeftModel.from_pretrained reads):
+//   DIR/adapter_config.json      {"peft_type": "LORA", "task_type": "CAUSAL_LM" | "SEQ_CLS", "r",
+//                                 "lora_alpha", "target_modules", "lora_dropout", "bias": "none",
+//                                 "use_rslora", "modules_to_save", "fan_in_fan_out": false, ...}
+//   DIR/adapter_model.safetensors base_model.model.<HF module path>.lora_A.weight (r, in),
+//                                 ...lora_B.weight (out, r), and modules_to_save parameters as
+//                                 base_model.model.<HF parameter name> (PEFT drops the adapter
+//                                 name and the "modules_to_save" level on save).
+// Module paths are Hugging Face's (models/hf_checkpoint.h), so an adapter trained here loads onto
+// the transformers model of the same checkpoint, and one trained with PEFT loads here.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "models/lora.h"
+#include "models/sequence_model.h"
+
+namespace lorascope {
+
+// Writes the model's adapters (and the parameters of lora.modules_to_save) to dir. lora gives
+// r, alpha, rslora, dropout and the target names recorded in adapter_config.json. Throws for a
+// spectral (PiSSA-style) init, whose adapter is only valid with its modified base weights, and
+// for a model without adapters.
+void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
+                       const std::string& base_model_name_or_path = "");
+
+// Attaches the adapters stored in dir to a model without adapters, loads modules_to_save
+// parameters, and freezes everything else (ready for evaluation or continued training).
+// Returns the adapter's LoraConfig. Throws naming the file and key: unsupported settings (DoRA,
+// fan_in_fan_out, bias other than "none", rank/alpha patterns), a module the model does not
+// have, a shape mismatch, r not matching the config.
+LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir);
+
+// adapter_config.json as PEFT writes it (exposed for tests).
+nlohmann::json peft_adapter_config(const LoraConfig& lora, const std::string& task_type,
+                                   const std::string& family, const std::string& base_model_name_or_path);
+
+}  // namespace lorascope
