@@ -53,7 +53,7 @@ std::pair<at::Tensor, at::Tensor> read_ids(const std::string& path) {
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw ConfigError(path + ": not valid JSON (" + e.what() + ")");
   }
   const auto rows = [&](const char* key) {

@@ -1,5 +1,7 @@
 // lorascope: how optimizers shape LoRA fine-tuning, from matrix-factorization theory to
 // transformer adapters. One subcommand per workflow; see `lorascope COMMAND --help`.
+#include <c10/util/Exception.h>
+
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -43,6 +45,9 @@ int main(int argc, char** argv) {
   } catch (const lorascope::ConfigError& e) {
     std::fprintf(stderr, "lorascope: %s\n", e.what());
     return 2;
+  } catch (const c10::Error& e) {  // LibTorch's what() carries a C++ backtrace: not for users
+    std::fprintf(stderr, "lorascope: %s\n", e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lorascope: %s\n", e.what());
     return 1;

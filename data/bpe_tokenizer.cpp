@@ -116,7 +116,7 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
   json j;
   try {
     j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
   }
   return from_json(j, path);

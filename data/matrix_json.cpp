@@ -62,7 +62,7 @@ nlohmann::json read_json_file(const std::string& path) {
   if (!in) throw std::runtime_error(path + ": cannot open file");
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::runtime_error(path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
 }

@@ -25,7 +25,7 @@ std::string read_file(const fs::path& path) {
 json parse_json(const std::string& text, const fs::path& path) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::runtime_error(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }
@@ -168,7 +168,7 @@ TextDataset load_alpaca(const fs::path& path, const LoadOptions& opt, int64_t& s
       json r;
       try {
         r = json::parse(line);
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
         bad(path, number, std::string("expected a JSON object (") + e.what() + ")");
       }
       return alpaca_record(r, path, number);

@@ -243,7 +243,7 @@ HfModelInfo read_hf_config(const std::string& dir) {
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
   }
   return parse_hf_config(j, path);

@@ -114,7 +114,7 @@ LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
   json c;
   try {
     c = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
     throw std::runtime_error(cfg_path + ": not valid JSON (" + e.what() + ")");
   }
   const auto bad = [&](const std::string& key, const std::string& what) {

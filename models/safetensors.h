@@ -1,4 +1,5 @@
-// safetensors files (the Hugging Face weight format), read and written without Python:
+// safetensors files (the Hugging Face weight format), read and written without Python (the
+// header's layout and checks: models/safetensors_header.h):
 //   bytes 0..7   N, the header length, unsigned 64-bit little-endian
 //   bytes 8..8+N a JSON object {"NAME": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]},
 //                ..., "__metadata__": {"key": "string", ...}} (may be padded with spaces)
@@ -18,25 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "models/safetensors_header.h"
+
 namespace lorascope {
-
-struct SafetensorsEntry {
-  std::string dtype;             // "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "U8" | "BOOL"
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;   // byte range in the data section
-};
-
-struct SafetensorsHeader {
-  std::map<std::string, SafetensorsEntry> tensors;
-  std::map<std::string, std::string> metadata;  // "__metadata__"
-  uint64_t data_start = 0;                       // 8 + N
-};
-
-// Parses and validates the header of a whole file given as bytes (file_size = size of the whole
-// file, of which the first `available` bytes are in `bytes`, at least min(file_size, 8 + N)).
-// Throws std::runtime_error("WHERE: ...") on anything malformed. Pure: easy to fuzz.
-SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t available, uint64_t file_size,
-                                           const std::string& where);
 
 at::ScalarType safetensors_dtype(const std::string& name, const std::string& where);  // "F32" -> kFloat
 std::string safetensors_dtype_name(at::ScalarType type);  // throws for types the format lacks here

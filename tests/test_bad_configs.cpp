@@ -41,6 +41,8 @@ const BadConfig kCases[] = {
     {"MfNsStepsString", "mf", R"({"optim": {"ns_steps": "five"}})", "", "optim.ns_steps: expected"},
     {"MfUnknownSchedule", "mf", "", "--set schedule.kind=linear", "schedule.kind: expected one of"},
     {"MfTopLevelNotObject", "mf", "[1, 2]", "", "expected a JSON object at the top level"},
+    // nlohmann reports a number beyond double's range as out_of_range, not parse_error.
+    {"MfNumberOutOfRange", "mf", R"({"optim": {"lr": 1e999}})", "", "not valid JSON"},
     // finetune / pretrain / compare
     {"FinetuneRankZero", "finetune", "", "--set base=/b --set lora.r=0", "lora.r: expected"},
     {"FinetuneAlphaZero", "finetune", "", "--set base=/b --set lora.alpha=0", "lora.alpha: expected a number > 0"},

@@ -15,6 +15,7 @@
 #include "models/hf_checkpoint.h"
 #include "models/safetensors.h"
 #include "models/sequence_model.h"
+#include "trainer/memory_budget.h"
 
 namespace lorascope {
 namespace {
@@ -195,6 +196,35 @@ TEST(PaperConfigTest, Llama32AlpacaRunsOnAHfDirectory) {
   const auto resolved = json::parse(std::ifstream(d.path / "out" / "adamw" / "config.json"));
   EXPECT_EQ(resolved["schedule"]["warmup_fraction"], 0.04);
   EXPECT_EQ(resolved["train"]["epochs"], 3);
+}
+
+
+// A checkpoint larger than the host's free memory is refused from its headers, with both sizes,
+// before anything is allocated (the file is sparse: its claimed bytes take no disk space).
+TEST(PaperConfigTest, CheckpointLargerThanTheHostIsRefusedWithTheSizes) {
+  Dir d;
+  write_sst2(d.path / "train.tsv");
+  write_hf_dir(d.path / "hf", roberta_config(), "tiny_gpt2_tokenizer.json");
+  const int64_t available = host_available_bytes();
+  ASSERT_GT(available, 0);
+  const uint64_t numel = static_cast<uint64_t>(available) / 2 + 1;  // 2x the free memory as float32
+  const std::string header = json{{"huge", {{"dtype", "F32"}, {"shape", {numel}}, {"data_offsets", {0, 4 * numel}}}}}.dump();
+  const auto file = d.path / "hf" / "model.safetensors";
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xff));
+    out << header;
+  }
+  fs::resize_file(file, 8 + header.size() + 4 * numel);
+  const auto r = lorascope("finetune --config " + kPaper + "roberta_sst2.json --out " + (d.path / "o").string() +
+                               " --set data.path=" + (d.path / "train.tsv").string() + " --model " +
+                               (d.path / "hf").string(),
+                           d.path);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("model " + (d.path / "hf").string() + " ("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" GiB, but this machine has "), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d.path / "o")) << "nothing written";
 }
 
 }  // namespace

@@ -359,7 +359,7 @@ std::vector<RunSpec> resolve_runs(const std::string& path, const std::vector<std
     if (!in) throw ConfigError(path + ": cannot open config file");
     try {
       doc = json::parse(in);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       throw ConfigError(path + ": not valid JSON (" + std::string(e.what()) + ")");
     }
   }

@@ -15,6 +15,7 @@
 #include "data/matrix_json.h"
 #include "models/hf_checkpoint.h"
 #include "models/peft_adapter.h"
+#include "models/safetensors.h"
 #include "models/sequence_model.h"
 #include "optim/state_io.h"
 #include "trainer/adapter_monitor.h"
@@ -23,6 +24,7 @@
 #include "trainer/device.h"
 #include "trainer/grad_reducer.h"
 #include "trainer/fault_injection.h"
+#include "trainer/memory_budget.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/optimizer_factory.h"
 #include "trainer/progress.h"
@@ -147,6 +149,8 @@ void setup(Session& s, const std::string& run_dir) {
   s.test = tokenize(s.splits.test, *s.tokenizer, max_len, lm);
   // 3. model (+ base weights, + adapters)
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(c.seed));
+  std::unique_ptr<SafetensorsCheckpoint> hf_weights;
+  if (hf_base) hf_weights = std::make_unique<SafetensorsCheckpoint>(c.base);
   s.model = make_model(model_cfg, s.classification ? "classification" : "causal_lm",
                        s.classification ? static_cast<int64_t>(data.label_names.size()) : 0, gen);
   std::vector<at::Tensor> trainable;
@@ -154,7 +158,7 @@ void setup(Session& s, const std::string& run_dir) {
     // The classification head is new (unless an HF checkpoint has it): every other tensor must
     // come from the base.
     if (hf_base) {
-      const auto report = load_hf_weights(*s.model, SafetensorsCheckpoint(c.base));
+      const auto report = load_hf_weights(*s.model, *hf_weights);
       if (!report.fresh.empty()) {
         std::fprintf(stderr, "%s: %s: new head (%zu tensors initialised here)\n", c.name.c_str(), c.base.c_str(),
                      report.fresh.size());
@@ -185,7 +189,9 @@ void setup(Session& s, const std::string& run_dir) {
     }
     s.lora = lora;
   }
-  s.model->to(s.device);
+  uint64_t model_bytes = 0;
+  for (const auto& p : s.model->parameters()) model_bytes += static_cast<uint64_t>(p.numel() * p.element_size());
+  with_memory_context([&] { s.model->to(s.device); }, model_bytes, "the model's weights", s.device.str());
   s.adapters = find_adapters(*s.model);  // re-read: .to() may have replaced the tensors
   for (const auto& p : s.model->parameters()) {
     if (p.requires_grad()) trainable.push_back(p);
@@ -343,6 +349,21 @@ void validate_train_run(const RunSpec& run) {
   if (is_hf_checkpoint_dir(cfg.base)) {
     read_hf_config(cfg.base);  // architecture and keys, before anything is written
     (void)hf_tokenizer_path(cfg);
+    // The checkpoint's size is known from its headers: refuse one the host cannot hold (as
+    // float32, the model's training precision) before allocating it.
+    const SafetensorsCheckpoint weights(cfg.base);
+    uint64_t numel = 0;
+    for (const auto& name : weights.names()) {
+      uint64_t n = 1;
+      for (int64_t d : weights.shape(name)) n *= static_cast<uint64_t>(d);
+      numel += n;
+    }
+    try {
+      require_memory(numel * sizeof(float), host_available_bytes(),
+                     "model " + cfg.base + " (" + std::to_string(numel) + " parameters as float32)", "this machine");
+    } catch (const OutOfMemoryError& e) {
+      throw ConfigError(e.what());
+    }
   } else {
     for (const char* f : {"/model.pt", "/model_config.json"}) {
       if (!fs::exists(cfg.base + f)) {
