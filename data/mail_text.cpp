@@ -1,4 +1,5 @@
 #include "data/mail_text.h"
+#include "data/utf8.h"
 
 #include <algorithm>
 #include <cctype>
@@ -188,24 +189,6 @@ void walk(const Headers& headers, const std::string& body, int depth, std::strin
   }
   if (!out.empty()) out += "\n\n";
   out += text;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x110000) {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // Spaces and tabs collapsed, lines trimmed, at most one blank line in a row, ends trimmed.

@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "error_of.h"
 #include "data/bpe_tokenizer.h"
 #include "data/tokenizer.h"
 #include "data_fixtures.h"
@@ -15,15 +16,6 @@ namespace {
 using nlohmann::json;
 
 const std::string kFixtures = std::string(LORASCOPE_SOURCE_DIR) + "/tests/fixtures/";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::vector<int64_t> ids_of(const BpeTokenizer& t, const std::vector<std::string>& toks) {
   std::vector<int64_t> out;

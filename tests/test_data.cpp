@@ -10,6 +10,7 @@
 #include <iostream>
 #include <set>
 
+#include "error_of.h"
 #include "data/mail_text.h"
 #include "data/shuffle.h"
 #include "data/text_datasets.h"
@@ -20,15 +21,6 @@ namespace lorascope {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 // ---------------------------------------------------------------------------------- tokenizer
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "error_of.h"
 #include "data_fixtures.h"
 #include "models/hf_checkpoint.h"
 #include "models/rope.h"
@@ -20,15 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // LLaMA-3.2-style, shrunk: GQA (4 heads, 2 KV heads), head_dim 8 != hidden / heads, tied
 // embeddings, llama3 rope scaling whose three frequency bands all occur for head_dim 8.

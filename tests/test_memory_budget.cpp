@@ -13,7 +13,7 @@
 namespace lorascope {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
+std::string oom_message(const std::function<void()>& fn) {
   try {
     fn();
   } catch (const OutOfMemoryError& e) {
@@ -31,7 +31,7 @@ TEST(MemoryBudgetTest, FormatsBytesInReadableUnits) {
 TEST(MemoryBudgetTest, RequireMemoryNamesBothSizes) {
   EXPECT_NO_THROW(require_memory(100, 100, "x", "y"));
   EXPECT_NO_THROW(require_memory(1ull << 40, -1, "x", "y"));  // unknown budget: no check
-  EXPECT_EQ(error_of([] { require_memory(3ull << 30, 1ull << 30, "model M (1 parameters)", "this machine"); }),
+  EXPECT_EQ(oom_message([] { require_memory(3ull << 30, 1ull << 30, "model M (1 parameters)", "this machine"); }),
             "model M (1 parameters) needs 3.00 GiB, but this machine has 1.00 GiB available");
 }
 
@@ -49,10 +49,10 @@ TEST(MemoryBudgetTest, HostAvailableBytesIsMemAvailable) {
 }
 
 TEST(MemoryBudgetTest, AllocatorFailuresBecomeAnErrorWithTheSizes) {
-  auto e = error_of([] { with_memory_context([] { throw std::bad_alloc(); }, 2048, "the weights", "cpu"); });
+  auto e = oom_message([] { with_memory_context([] { throw std::bad_alloc(); }, 2048, "the weights", "cpu"); });
   EXPECT_EQ(e, "the weights (2048 bytes) does not fit on cpu: the allocator failed");
   // LibTorch's CPU allocator refusing 4 PiB.
-  e = error_of([] { with_memory_context([] { (void)at::empty({int64_t(1) << 50}, at::kFloat); }, 4ull << 50, "w", "cpu"); });
+  e = oom_message([] { with_memory_context([] { (void)at::empty({int64_t(1) << 50}, at::kFloat); }, 4ull << 50, "w", "cpu"); });
   EXPECT_NE(e.find("w (4194304.00 GiB) does not fit on cpu: "), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << "one line, no backtrace: " << e;
   // Other LibTorch errors pass through unchanged.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "error_of.h"
 #include "data_fixtures.h"
 #include "model_fixtures.h"
 #include "models/linear.h"
@@ -21,15 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::shared_ptr<SequenceModel> base(const TransformerConfig& c, const std::string& head, int64_t labels) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);  // the same base every call

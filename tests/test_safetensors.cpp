@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "error_of.h"
 #include "data_fixtures.h"
 #include "models/safetensors.h"
 
@@ -30,15 +31,6 @@ std::string floats(std::initializer_list<float> v) {
   std::string s(v.size() * 4, '\0');
   std::memcpy(s.data(), std::data(v), s.size());
   return s;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 SafetensorsHeader parse(const std::string& bytes) {
