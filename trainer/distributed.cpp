@@ -164,17 +164,22 @@ void wait_or_throw(const c10::intrusive_ptr<c10d::Work>& work, const std::string
                            std::to_string(timeout.count() / 1000) + " s): " + reason(e));
   }
 }
+
+// Starts a collective, turning a failure to start it into one readable DistributedError.
+template <class Start>
+c10::intrusive_ptr<c10d::Work> start_or_throw(Start&& start, const std::string& what, int rank) {
+  try {
+    return start();
+  } catch (const std::exception& e) {
+    throw DistributedError("rank " + std::to_string(rank) + ": " + what + " failed: " + reason(e));
+  }
+}
 }  // namespace
 
 PendingWork Communicator::all_reduce_async(at::Tensor flat) {
   TORCH_CHECK(flat.is_contiguous(), "all_reduce: expected a contiguous tensor");
   std::vector<at::Tensor> tensors = {flat};
-  c10::intrusive_ptr<c10d::Work> work;
-  try {
-    work = impl_->group->allreduce(tensors);
-  } catch (const std::exception& e) {
-    throw DistributedError("rank " + std::to_string(rank()) + ": all_reduce failed: " + reason(e));
-  }
+  auto work = start_or_throw([&] { return impl_->group->allreduce(tensors); }, "all_reduce", rank());
   const int r = rank();
   const auto t = timeout_;
   // The tensor list must outlive the work; the lambda owns it.
@@ -185,13 +190,8 @@ std::vector<at::Tensor> Communicator::all_gather(const at::Tensor& mine) {
   std::vector<at::Tensor> input = {mine.contiguous()};
   std::vector<std::vector<at::Tensor>> output(1);
   for (int i = 0; i < world_size(); ++i) output[0].push_back(at::empty_like(input[0]));
-  try {
-    wait_or_throw(impl_->group->allgather(output, input), "all_gather", rank(), timeout_);
-  } catch (const DistributedError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw DistributedError("rank " + std::to_string(rank()) + ": all_gather failed: " + reason(e));
-  }
+  auto work = start_or_throw([&] { return impl_->group->allgather(output, input); }, "all_gather", rank());
+  wait_or_throw(work, "all_gather", rank(), timeout_);
   return output[0];
 }
 
@@ -200,23 +200,13 @@ void Communicator::broadcast(at::Tensor tensor, int root) {
   std::vector<at::Tensor> tensors = {tensor};
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
-  try {
-    wait_or_throw(impl_->group->broadcast(tensors, opts), "broadcast", rank(), timeout_);
-  } catch (const DistributedError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw DistributedError("rank " + std::to_string(rank()) + ": broadcast failed: " + reason(e));
-  }
+  auto work = start_or_throw([&] { return impl_->group->broadcast(tensors, opts); }, "broadcast", rank());
+  wait_or_throw(work, "broadcast", rank(), timeout_);
 }
 
 void Communicator::barrier() {
-  try {
-    wait_or_throw(impl_->group->barrier(), "barrier", rank(), timeout_);
-  } catch (const DistributedError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw DistributedError("rank " + std::to_string(rank()) + ": barrier failed: " + reason(e));
-  }
+  auto work = start_or_throw([&] { return impl_->group->barrier(); }, "barrier", rank());
+  wait_or_throw(work, "barrier", rank(), timeout_);
 }
 
 }  // namespace lorascope

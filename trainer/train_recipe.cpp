@@ -149,8 +149,9 @@ void setup(Session& s, const std::string& run_dir) {
   s.test = tokenize(s.splits.test, *s.tokenizer, max_len, lm);
   // 3. model (+ base weights, + adapters)
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(c.seed));
-  std::unique_ptr<SafetensorsCheckpoint> hf_weights;
-  if (hf_base) hf_weights = std::make_unique<SafetensorsCheckpoint>(c.base);
+  // Opened (headers validated) before the model is allocated, so a bad checkpoint fails fast.
+  std::optional<SafetensorsCheckpoint> hf_weights;
+  if (hf_base) hf_weights.emplace(c.base);
   s.model = make_model(model_cfg, s.classification ? "classification" : "causal_lm",
                        s.classification ? static_cast<int64_t>(data.label_names.size()) : 0, gen);
   std::vector<at::Tensor> trainable;
