@@ -28,9 +28,18 @@ std::vector<std::string> candidates() {
   return paths;
 }
 
+// gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer).
+#if defined(__SANITIZE_ADDRESS__)
+#define LORASCOPE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LORASCOPE_ASAN 1
+#endif
+#endif
+
 void* open_deepbind(const std::string& path) {
   constexpr int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef LORASCOPE_ASAN
   // AddressSanitizer's dlopen interceptor refuses RTLD_DEEPBIND (a deep-bound library could
   // reach libc's malloc instead of ASan's). dlmopen into the base namespace is the same load
   // and is not intercepted, so the sanitizer build (scripts/sanitize.sh) can run the tokenizer
