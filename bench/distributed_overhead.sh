@@ -5,7 +5,11 @@
 # (hidden 128, 4 layers, as configs/lm/pretrain_brown.json) and LoRA fine-tunes it with Muon.
 #
 #   bash bench/distributed_overhead.sh                          # CPU: Gloo, 1 and 2 processes
-#   DEVICE=cuda BACKEND=nccl NPROCS="1" bash bench/distributed_overhead.sh   # GPU, NCCL, 1 rank
+#   DEVICE=cuda BACKEND=nccl NPROCS="1" LORASCOPE=build-gpu/lorascope OUT=/tmp/dp \
+#     bash bench/distributed_overhead.sh                        # GPU, NCCL, 1 rank
+# The GPU line needs build-gpu/ configured with NCCL: GPU_CMAKE_ARGS="-DLORASCOPE_WITH_NCCL=ON
+# -DLORASCOPE_NCCL_INCLUDE_DIR=<site-packages>/nvidia/nccl/include" bash scripts/gpu_build.sh LOG lorascope
+# (not run yet: no GPU was lent so far). OUT must not be the device tool's $OUT (too many files).
 #
 # Knobs (environment): LORASCOPE (binary, default build/lorascope), DEVICE (cpu|cuda), BACKEND
 # (gloo|nccl|auto), NPROCS (world sizes, default "1 2"), STEPS (default 40), BATCH (global
@@ -42,11 +46,15 @@ with open(os.path.join(out, "task.tsv"), "w") as f:
                 f"{rng.choice(adj)} {rng.choice(noun)}\t{int(pos)}\n")
 EOF
 
+quiet() {  # log file, command...: output to the log; on failure show its end and stop
+  local log=$1; shift
+  "$@" > "$log" 2>&1 || { tail -20 "$log" >&2; echo "distributed_overhead: failed: $* (log: $log)" >&2; exit 1; }
+}
+
 if [ ! -f "$OUT/base/base/model.pt" ]; then
-  "$BIN" pretrain --out "$OUT/base" --device "$DEVICE" --set name=base --set data.kind=text \
+  quiet "$OUT/pretrain.log" "$BIN" pretrain --out "$OUT/base" --device "$DEVICE" --set name=base --set data.kind=text \
     --set data.path="$OUT/corpus.txt" --set data.max_len=64 --set tokenizer.vocab_size=256 \
-    --set optim.name=adamw --set optim.lr=3e-3 --set train.max_steps=20 --set train.batch_size=16 \
-    > /dev/null 2>&1
+    --set optim.name=adamw --set optim.lr=3e-3 --set train.max_steps=20 --set train.batch_size=16
 fi
 
 finetune=(finetune --device "$DEVICE" --set base="$OUT/base/base" --set data.kind=glue_tsv
@@ -71,14 +79,14 @@ EOF
 }
 
 threads=$(( CORES > 1 ? CORES : 1 ))
-"$BIN" --threads "${THREADS:-$threads}" "${finetune[@]}" --out "$OUT/single" --overwrite > /dev/null 2>&1
+quiet "$OUT/single.log" "$BIN" --threads "${THREADS:-$threads}" "${finetune[@]}" --out "$OUT/single" --overwrite
 report "1 process (no process group)" "$OUT/single"
 for n in $NPROCS; do
   t=${THREADS:-$(( CORES / n > 0 ? CORES / n : 1 ))}
   for variant in "" "--no-shard-muon" "--no-overlap"; do
     name="dp${n}${variant//-/_}"
-    "$BIN" launch --nproc "$n" --master-port 0 -- --threads "$t" "${finetune[@]}" \
-      --dist-backend "$BACKEND" $variant --out "$OUT/$name" --overwrite > /dev/null 2>&1
+    quiet "$OUT/$name.log" "$BIN" launch --nproc "$n" --master-port 0 -- --threads "$t" "${finetune[@]}" \
+      --dist-backend "$BACKEND" $variant --out "$OUT/$name" --overwrite
     report "$n rank(s) ${variant:-(sharded, overlap)}" "$OUT/$name"
   done
 done

@@ -158,7 +158,12 @@ json bench_muon_step(const at::Device& d, const std::string& targets, int64_t r,
         median_ms(d, 3, repeats, 10, [&] { muon.step(); });
 #ifdef LORASCOPE_WITH_CUDA
     if (grouped && d.is_cuda()) {
-      res["muon_grouped_graph_ms"] = graph_replay_ms(d, repeats, [&] { muon.step(); });
+      // A capture failure must not cost the eager timings beside it.
+      try {
+        res["muon_grouped_graph_ms"] = graph_replay_ms(d, repeats, [&] { muon.step(); });
+      } catch (const std::exception& e) {
+        res["muon_grouped_graph_error"] = std::string(e.what()).substr(0, 300);
+      }
     }
 #endif
   }

@@ -41,8 +41,11 @@ if(TARGET PkgConfig::SENTENCEPIECE)
 else()
   find_path(SPM_INCLUDE sentencepiece_processor.h HINTS ${LORASCOPE_VENDOR_DIR}/include REQUIRED)
   find_library(SPM_LIBRARY sentencepiece HINTS ${LORASCOPE_VENDOR_DIR}/lib REQUIRED)
+  # SentencePieceTrainer lives in its own library; a plugin links even without it and would
+  # only fail at dlopen, so it is required here.
+  find_library(SPM_TRAIN_LIBRARY sentencepiece_train HINTS ${LORASCOPE_VENDOR_DIR}/lib REQUIRED)
   target_include_directories(lorascope_sentencepiece INTERFACE ${SPM_INCLUDE})
-  target_link_libraries(lorascope_sentencepiece INTERFACE ${SPM_LIBRARY})
+  target_link_libraries(lorascope_sentencepiece INTERFACE ${SPM_TRAIN_LIBRARY} ${SPM_LIBRARY})
 endif()
 
 # PCRE2 (Unicode-class regexes of byte-level BPE pre-tokenizers, data/bpe_tokenizer.cpp).

@@ -21,11 +21,12 @@ struct Result {
   std::string err;
 };
 
-Result lorascope(const std::string& args) {
+// env: assignments put before the binary ("NAME=value ...").
+Result lorascope(const std::string& args, const std::string& env = "") {
   static int calls = 0;  // ctest may run the cases in parallel: one stderr file per call
   const fs::path err = fs::temp_directory_path() /
                        ("lorascope_cli_err_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
-  const std::string cmd = std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
+  const std::string cmd = env + " " + std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
   const int status = std::system(cmd.c_str());
   std::ifstream in(err);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -147,6 +148,11 @@ TEST(CliTest, PlotWritesFiguresForASweep) {
     EXPECT_GT(fs::file_size(out / "figures" / f), 10000u) << f;
   }
   EXPECT_EQ(lorascope("plot /nonexistent_dir").code, 2);
+  // LORASCOPE_PYTHON picks the interpreter; a missing one is an error that names it.
+  EXPECT_EQ(lorascope("plot " + out.string(), "LORASCOPE_PYTHON=/usr/bin/python3").code, 0);
+  auto bad = lorascope("plot " + out.string(), "LORASCOPE_PYTHON=/nonexistent/python3");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("/nonexistent/python3: not found"), std::string::npos) << bad.err;
 }
 
 }  // namespace

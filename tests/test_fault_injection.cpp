@@ -61,6 +61,24 @@ std::string read_text(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+int occurrences(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = 0; (at = text.find(needle, at)) != std::string::npos; ++at) ++n;
+  return n;
+}
+
+// Polls until the log holds `count` occurrences of `needle`, i.e. the child has got that far.
+// False when the child exited first (its status in *status) or after 120 s.
+bool await_text(const fs::path& log, const std::string& needle, int count, pid_t pid, int* status) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (occurrences(read_text(log), needle) >= count) return true;
+    if (::waitpid(pid, status, WNOHANG) == pid) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
 // The file's bytes with the values of the wall-clock fields blanked.
 std::string without_wall_clock(const fs::path& p) {
   static const std::regex wall("\"(wall_s|tokens_per_s)\":[^,}]*");
@@ -102,8 +120,13 @@ struct FineTuneSetup {
 TEST(FaultInjectionTest, KilledRunsResumeToTheUninterruptedResult) {
   FineTuneSetup setup;
   const auto& dir = setup.fx.dir;
+  // The uninterrupted run; `full` is its time from the start of training (after process start-up,
+  // loading and tokenizing, which can take most of a short run) to its exit.
+  const pid_t ref = spawn(setup.args(dir / "ref"), dir / "ref.log");
+  int ref_status = 0;
+  ASSERT_TRUE(await_text(dir / "ref.log", "starting fresh", 1, ref, &ref_status)) << read_text(dir / "ref.log");
   const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(wait_for(spawn(setup.args(dir / "ref"), dir / "ref.log")), 0) << read_text(dir / "ref.log");
+  ASSERT_EQ(wait_for(ref), 0) << read_text(dir / "ref.log");
   const double full = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   const fs::path out = dir / "faulted", log = dir / "faulted.log";
@@ -115,15 +138,20 @@ TEST(FaultInjectionTest, KilledRunsResumeToTheUninterruptedResult) {
     half_written |= e.path().filename().string() == ".tmp_step_8";
   }
   EXPECT_TRUE(half_written);
-  // Then killed at seeded random moments, each resumed run a little further along.
+  // Then killed at seeded random moments of training (timed from the child's "resuming from"
+  // line, so no kill is wasted on start-up), each resumed run a little further along.
   std::mt19937_64 rng(20261127);
-  std::uniform_real_distribution<double> when(0.25, 0.9);
+  std::uniform_real_distribution<double> when(0.15, 0.6);
   int killed = 0;
   for (int round = 0; round < 4; ++round) {
+    const int resumed_before = occurrences(read_text(log), "resuming from");
     const pid_t pid = spawn(setup.args(out), log);
-    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng) * full));
-    ::kill(pid, SIGKILL);
-    const int st = wait_for(pid);
+    int st = 0;
+    if (await_text(log, "resuming from", resumed_before + 1, pid, &st)) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(when(rng) * full));
+      ::kill(pid, SIGKILL);
+      st = wait_for(pid);
+    }
     killed += WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
     if (fs::exists(out / "r" / "metrics.jsonl")) expect_clean_jsonl(out / "r" / "metrics.jsonl");
   }
@@ -131,11 +159,10 @@ TEST(FaultInjectionTest, KilledRunsResumeToTheUninterruptedResult) {
   ASSERT_EQ(wait_for(spawn(setup.args(out), log)), 0) << read_text(log);
 
   const std::string text = read_text(log);
-  int resumes = 0;
-  for (size_t at = 0; (at = text.find("resuming from", at)) != std::string::npos; ++at) ++resumes;
-  std::printf("killed %d of 4 random rounds (uninterrupted run %.2fs); resumed from a checkpoint %d times\n",
+  const int resumes = occurrences(text, "resuming from");
+  std::printf("killed %d of 4 random rounds (uninterrupted training %.2fs); resumed from a checkpoint %d times\n",
               killed, full, resumes);
-  EXPECT_GE(resumes, 2) << text;  // from step_4 after the checkpoint kill, and at the end
+  EXPECT_EQ(resumes, 5) << text;  // each of the 4 rounds and the final run
   expect_clean_jsonl(out / "r" / "metrics.jsonl");
   const auto ra = records(dir / "ref" / "r" / "metrics.jsonl"), rb = records(out / "r" / "metrics.jsonl");
   ASSERT_EQ(ra.size(), rb.size());

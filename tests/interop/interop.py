@@ -54,7 +54,7 @@ def guarded(name):
 def lorascope(exe, *args):
     cmd = [exe, "--threads", "8", *args]
     t = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # a hang must not eat the lease
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-800:]}")
     return time.time() - t
@@ -132,7 +132,7 @@ def build_hf(name, cfg_dict, layers, head, work):
         torch.manual_seed(0)
         model = transformers.LlamaForCausalLM(config)
     model = model.float().eval()
-    model.save_pretrained(d, safe_serialization=True)
+    model.save_pretrained(d)  # safetensors is the default (and the only format in transformers 5)
     with open(os.path.join(d, "config.json")) as f:
         saved = json.load(f)
     print(f"{name}: saved {sorted(os.listdir(d))}; rope {saved.get('rope_scaling') or saved.get('rope_parameters')}",
@@ -145,7 +145,7 @@ def load_hf(d, head):
     import torch
     import transformers
     cls = transformers.RobertaForSequenceClassification if head == "classification" else transformers.LlamaForCausalLM
-    return cls.from_pretrained(d, torch_dtype=torch.float32).eval()
+    return cls.from_pretrained(d, dtype=torch.float32).eval()
 
 
 def hf_logits(model, ids, mask, device, dtype):
@@ -286,14 +286,19 @@ def compare_ids(name, exe, work, tok_path, lines_path, expected):
     record(f"tokenizer {name}", not bad, detail)
 
 
+def write_clean_lines(work, lines):
+    """The file lorascope reads must hold exactly these lines, one per line, for both sides."""
+    clean = os.path.join(work, "lines.txt")
+    with open(clean, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(lines) + "\n")
+    return clean
+
+
 def check_bpe(exe, work, lines_path):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     import tokenizers
     lines = read_lines(lines_path)
-    # The files written must hold exactly these lines, one per line, for both sides.
-    clean = os.path.join(work, "lines.txt")
-    with open(clean, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
+    clean = write_clean_lines(work, lines)
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     for prefix in (False, True):
         name = f"gpt2_bytelevel{'_prefix' if prefix else ''}"
@@ -349,7 +354,7 @@ def check_spm(exe, work, lines_path):
                                    pad_id=0, unk_id=1, bos_id=2, eos_id=3)
     sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
     expected = [sp.encode(l) for l in lines]
-    compare_ids("sentencepiece", exe, work, prefix + ".model", os.path.join(work, "lines.txt"), expected)
+    compare_ids("sentencepiece", exe, work, prefix + ".model", write_clean_lines(work, lines), expected)
 
 
 def main():

@@ -8,15 +8,11 @@
 #   bash scripts/gpu_vendor.sh                         # .gpu/: headers, libsentencepiece, PCRE2, googletest
 #   /usr/bin/python3 tests/interop/prepare_lines.py    # .interop/lines.txt: Brown + SpamAssassin lines
 # i.e. run(command="bash tests/interop/run_all.sh", carry=[".gpu", ".interop"]).
-# Builds lorascope (only the CLI) against PyTorch's LibTorch into build-gpu/, then runs
-# tests/interop/interop.py, which prints a PASS/FAIL table and exits 1 on any FAIL.
+# Builds lorascope (only the CLI) against PyTorch's LibTorch into build-gpu/ (scripts/gpu_build.sh),
+# then runs tests/interop/interop.py, which prints a PASS/FAIL table and exits 1 on any FAIL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-if [ ! -d .gpu ]; then
-  echo "run_all: .gpu/ missing: run scripts/gpu_vendor.sh on the Debian machine and carry .gpu" >&2
-  exit 2
-fi
 if [ ! -s .interop/lines.txt ]; then
   if [ -d .cache/data ]; then
     python3 tests/interop/prepare_lines.py --data .cache/data --out .interop/lines.txt
@@ -25,13 +21,11 @@ if [ ! -s .interop/lines.txt ]; then
     exit 2
   fi
 fi
-prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 export LD_LIBRARY_PATH="$root/.gpu/lib:${LD_LIBRARY_PATH:-}"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 start=$(date +%s)
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-  -DLORASCOPE_VENDOR_DIR="$root/.gpu" -DLORASCOPE_BUILD_TESTS=OFF > build-gpu.log 2>&1 ||
-  { tail -40 build-gpu.log; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target lorascope >> build-gpu.log 2>&1 || { tail -60 build-gpu.log; exit 1; }
+# Same build-gpu/ and options as bench/gpu_bench.sh: after it, on a warm machine, nothing rebuilds.
+bash scripts/gpu_build.sh build-gpu.log lorascope
 echo "run_all: built build-gpu/lorascope in $(( $(date +%s) - start ))s"
 python3 tests/interop/interop.py --lorascope "$root/build-gpu/lorascope" --lines .interop/lines.txt \
   --work "${INTEROP_WORK:-/tmp/lorascope_interop}" "$@"
