@@ -45,7 +45,6 @@ ldd build-gpu/lorascope | grep -E "torch|cublas|cudart|sentencepiece|pcre2" > "$
 
 # TESTS: cuda (default: the CudaTest.* checks only; the CPU suite is CI's), all (+ whole ctest), none.
 TESTS=${TESTS:-cuda}
-[ "${SKIP_TESTS:-0}" = 1 ] && TESTS=none
 if [ "$TESTS" != none ]; then
   log "GPU tests"
   timeout 300 build-gpu/tests/lorascope_tests --gtest_filter='CudaTest.*' > "$LOGS/cuda_tests.log" 2>&1

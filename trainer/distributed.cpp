@@ -179,8 +179,8 @@ c10::intrusive_ptr<c10d::Work> start_or_throw(Start&& start, const std::string& 
 PendingWork Communicator::all_reduce_async(at::Tensor flat) {
   TORCH_CHECK(flat.is_contiguous(), "all_reduce: expected a contiguous tensor");
   std::vector<at::Tensor> tensors = {flat};
-  auto work = start_or_throw([&] { return impl_->group->allreduce(tensors); }, "all_reduce", rank());
   const int r = rank();
+  auto work = start_or_throw([&] { return impl_->group->allreduce(tensors); }, "all_reduce", r);
   const auto t = timeout_;
   // The tensor list must outlive the work; the lambda owns it.
   return PendingWork([work, tensors, r, t] { wait_or_throw(work, "all_reduce", r, t); });
