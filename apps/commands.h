@@ -20,5 +20,7 @@ Command add_compare_command(CLI::App& app);
 Command add_pretrained_mf_command(CLI::App& app);
 Command add_launch_command(CLI::App& app);
 Command add_hf_command(CLI::App& app);
+Command add_analyze_command(CLI::App& app);
+Command add_tensorboard_command(CLI::App& app);
 
 }  // namespace lorascope::cli

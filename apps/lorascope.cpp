@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   commands["pretrained-mf"] = lorascope::cli::add_pretrained_mf_command(app);
   commands["launch"] = lorascope::cli::add_launch_command(app);
   commands["hf"] = lorascope::cli::add_hf_command(app);
+  commands["analyze"] = lorascope::cli::add_analyze_command(app);
+  commands["tensorboard"] = lorascope::cli::add_tensorboard_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
