@@ -32,80 +32,66 @@ double ks_distance(const std::vector<double>& x, size_t i, double alpha) {
   return d;
 }
 
-PowerLawFit finish(const std::vector<double>& x, size_t best, double alpha, double D) {
-  PowerLawFit f;
-  f.status = "success";
-  f.num_evals = static_cast<int64_t>(x.size());
-  f.alpha = alpha;
-  f.xmin = x[best];
-  f.D = D;
-  f.sigma = (alpha - 1.0) / std::sqrt(static_cast<double>(x.size() - best));
-  f.num_pl_spikes = static_cast<int64_t>(x.end() - std::lower_bound(x.begin(), x.end(), f.xmin));
-  return f;
-}
-
 }  // namespace
 
 PowerLawFit fit_power_law(std::vector<double> evals) {
   std::vector<double> x;
   for (double e : evals) if (e > kEvalsThresh) x.push_back(e);
   std::sort(x.begin(), x.end());
-  if (x.empty()) {  // weightwatcher's fit raises and reports a failed layer
+  if (x.size() < 2) {  // no candidate xmin: weightwatcher's fit raises and reports a failed layer
     PowerLawFit f;
     f.alpha = f.xmin = f.D = f.sigma = kNaN;
+    f.num_evals = static_cast<int64_t>(x.size());
     f.status = "failed";
     return f;
   }
   std::vector<double> logs(x.size());
   for (size_t j = 0; j < x.size(); ++j) logs[j] = std::log(x[j]);
   const size_t N = x.size();
+  // One (alpha, D) per candidate xmin = x[i], i < N - 1; weightwatcher's arrays start at
+  // alpha = 0, D = 1, which is what a skipped candidate keeps.
+  std::vector<double> alphas(N - 1, 0.0), Ds(N - 1, 1.0);
   if (static_cast<int64_t>(N) >= kSmallN) {  // WWFit.fit_power_law_standard
-    size_t best = 0;
-    double best_D = std::numeric_limits<double>::infinity(), best_alpha = 0;
+    for (size_t i = 0; i + 1 < N; ++i) {
+      alphas[i] = 1.0 + static_cast<double>(N - i) / log_excess(logs, i);
+      if (alphas[i] > 1.0) Ds[i] = ks_distance(x, i, alphas[i]);
+    }
+  } else {  // WWFit.fit_powerlaw_smallN (lambda_prior = 0)
+    bool any = false;
     for (size_t i = 0; i + 1 < N; ++i) {
       const double n = static_cast<double>(N - i);
-      const double alpha = 1.0 + n / log_excess(logs, i);
-      const double D = alpha > 1.0 ? ks_distance(x, i, alpha) : 1.0;
-      if (D < best_D) {  // strict: the first minimum wins, as numpy's argmin
-        best = i;
-        best_D = D;
-        best_alpha = alpha;
+      if (static_cast<int64_t>(N - i) < kSmallNMinTail) continue;
+      const double s = log_excess(logs, i);
+      if (s <= 1e-12) continue;
+      alphas[i] = 1.0 + (n - 1.0) / s;  // bias-corrected MLE
+      if (alphas[i] <= 1.0) continue;
+      Ds[i] = ks_distance(x, i, alphas[i]);
+      any = true;
+    }
+    if (!any) {  // the whole set as the tail, unless it is degenerate
+      const double s = log_excess(logs, 0);
+      if (s > 1e-12) {
+        alphas[0] = 1.0 + (static_cast<double>(N) - 1.0) / s;
+        Ds[0] = ks_distance(x, 0, alphas[0]);
       }
     }
-    return finish(x, best, best_alpha, best_D);
+    // fit_powerlaw_smallN picks its xmin by D - 0.868 / sqrt(n), but WWFit.__init__ then
+    // re-picks the least D over all candidates, as below: that is what weightwatcher reports.
   }
-  // WWFit.fit_powerlaw_smallN (lambda_prior = 0).
+  // The first least D (numpy's argmin).
   size_t best = 0;
-  double best_J = std::numeric_limits<double>::infinity(), best_alpha = 0, best_D = 1.0;
-  bool found = false;
-  for (size_t i = 0; i + 1 < N; ++i) {
-    const int64_t n_int = static_cast<int64_t>(N - i);
-    if (n_int < kSmallNMinTail) continue;
-    const double n = static_cast<double>(n_int);
-    const double s = log_excess(logs, i);
-    if (s <= 1e-12) continue;
-    const double alpha = 1.0 + (n - 1.0) / s;
-    if (alpha <= 1.0) continue;
-    const double D = ks_distance(x, i, alpha);
-    const double J = D - 0.868 / std::sqrt(n);
-    if (!found || J < best_J) {
-      found = true;
-      best = i;
-      best_J = J;
-      best_alpha = alpha;
-      best_D = D;
-    }
+  for (size_t i = 1; i + 1 < N; ++i) {
+    if (Ds[i] < Ds[best]) best = i;
   }
-  if (found) return finish(x, best, best_alpha, best_D);
-  const double n = static_cast<double>(N);
-  const double s = log_excess(logs, 0);
-  if (s <= 1e-12) {  // all equal: weightwatcher's "pathological case" defaults
-    PowerLawFit f = finish(x, 0, 1.0, 1.0);
-    f.sigma = 0.0;
-    return f;
-  }
-  const double alpha = 1.0 + (n - 1.0) / s;
-  return finish(x, 0, alpha, ks_distance(x, 0, alpha));
+  PowerLawFit f;
+  f.status = "success";
+  f.num_evals = static_cast<int64_t>(N);
+  f.alpha = alphas[best];
+  f.xmin = x[best];
+  f.D = Ds[best];
+  f.sigma = (alphas[best] - 1.0) / std::sqrt(static_cast<double>(N - best));
+  f.num_pl_spikes = static_cast<int64_t>(x.end() - std::lower_bound(x.begin(), x.end(), f.xmin));
+  return f;
 }
 
 std::vector<double> esd_eigenvalues(const at::Tensor& W) {

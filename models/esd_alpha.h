@@ -11,8 +11,10 @@
 //     D_i = max_{t < n} |1 - (lambda_(i+t) / lambda_(i))^(1 - alpha_i) - t / n|  (else D_i = 1).
 //  3. xmin is the first candidate of least D; alpha is its alpha_i.
 //  With fewer than 20 eigenvalues (WWFit.fit_powerlaw_smallN) the MLE is bias-corrected,
-//  alpha_i = 1 + (n - 1) / s_i, candidates need n >= 8 and s_i > 1e-12, and xmin minimizes
-//  D_i - 0.868 / sqrt(n) instead; with no such candidate, the whole set is the tail.
+//  alpha_i = 1 + (n - 1) / s_i, and only candidates with n >= 8 and s_i > 1e-12 get a D (the
+//  others keep alpha = 0, D = 1); with no such candidate, the whole set is the tail. That
+//  function selects by D_i - 0.868 / sqrt(n), but WWFit's constructor then re-selects the least
+//  D_i, and the latter is what weightwatcher reports, so that is the rule here too.
 // Layers weightwatcher skips (M < 8, M > 15000, N > 50000) get status "skipped" and no alpha.
 // tests/interop/check_esd_alpha.py compares this with weightwatcher itself.
 #pragma once
@@ -35,7 +37,8 @@ struct PowerLawFit {
   std::string status;        // "success" | "failed" | "skipped"
 };
 
-// Steps 2-3 on eigenvalues (any order; those <= 1e-5 are dropped first).
+// Steps 2-3 on eigenvalues (any order; those <= 1e-5 are dropped first). Fewer than two left:
+// status "failed" (weightwatcher's fit raises).
 PowerLawFit fit_power_law(std::vector<double> evals);
 
 // Eigenvalues of W^T W (sigma_i^2, ascending, float64), and the whole rule on a matrix.

@@ -72,7 +72,7 @@ def similarity_figure(sim, factor, path):
     plt.close(fig)
 
 
-def per_layer_figure(runs, path, panels, title):
+def per_layer_figure(runs, panels, title, path):
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 0.35 * len(runs[0]["layers"]) + 2), 2.8 * len(panels)),
                              squeeze=False)
     for ax, (label, get, log) in zip(axes[:, 0], panels):

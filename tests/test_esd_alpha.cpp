@@ -51,10 +51,13 @@ TEST(EsdAlphaTest, RecoversTheExponentOfAPowerLawSample) {
   for (int i = 0; i < 1000; ++i) ev.push_back(0.05 + 0.5 * uni(rng));
   const auto fit = fit_power_law(ev);
   ASSERT_EQ(fit.status, "success");
-  // Standard error (alpha - 1) / sqrt(n) = 0.027 for n = 3000; xmin within the sample's spread.
-  EXPECT_NEAR(fit.alpha, alpha, 0.1);
-  EXPECT_GT(fit.xmin, 0.9);
-  EXPECT_LT(fit.xmin, 1.5);
+  // Standard error (alpha - 1) / sqrt(n) = 0.027 for n = 3000 (more as the KS scan may start
+  // the tail above the true xmin, but every tail above it is Pareto with the same alpha); the
+  // bulk below 0.55 must be cut off.
+  EXPECT_NEAR(fit.alpha, alpha, 0.15);
+  EXPECT_GE(fit.xmin, 1.0);
+  EXPECT_LT(fit.xmin, 2.5);
+  EXPECT_GT(fit.num_pl_spikes, 1000);
   // The MLE at the chosen xmin, recomputed here.
   double s = 0;
   int64_t n = 0;
@@ -73,7 +76,7 @@ TEST(EsdAlphaTest, DegenerateInputs) {
   EXPECT_EQ(fit_power_law({1e-7, 1e-6}).status, "failed");  // nothing above weightwatcher's 1e-5
   const auto equal = fit_power_law(std::vector<double>(12, 2.0));
   EXPECT_EQ(equal.status, "success");
-  EXPECT_EQ(equal.alpha, 1.0);  // weightwatcher's "pathological case" values
+  EXPECT_EQ(equal.alpha, 0.0);  // what WWFit reports: its arrays' initial alpha = 0, D = 1
   EXPECT_EQ(esd_alpha(at::ones({5, 30})).status, "skipped");  // M < min_evals = 8
 }
 

@@ -67,7 +67,7 @@ def weightwatcher_esd(tensors):
     df = ww.WeightWatcher(model=torch.nn.Sequential(*layers)).analyze()
     out = {}
     for _, row in df.iterrows():
-        out[names[int(row["layer_id"])]] = row  # Sequential children are named 0, 1, ...
+        out[names[int(row["name"])]] = row  # Sequential children are named 0, 1, ...
     return out
 
 

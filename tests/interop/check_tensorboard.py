@@ -204,9 +204,9 @@ def main():
              "--set", "name=tiny", "--set", "model.hidden_size=32", "--set", "model.num_layers=2",
              "--set", "model.intermediate_size=64", "--set", "tokenizer.vocab_size=300", "--set", "data.limit=200",
              "--set", "data.max_len=32", "--set", "train.max_steps=5", "--set", "train.batch_size=8",
-             "--set", f"data.path={data}/brown" if os.path.isdir(f"{data}/brown") else "data.path="])
+             "--set", f"data.path={data}/brown"])
         run([exe, *common, "finetune", "--config", "configs/lm/compare_spam.json", "--out", ft_out, "--overwrite",
-             "--set", f"base={base_out}/tiny", "--set", "name=ft", "--set", "data.limit=120", "--set", "data.max_len=32",
+             "--set", f"base={base_out}/tiny", "--set", "name=ft", "--set", f"data.path={data}/spam-assassin", "--set", "data.limit=120", "--set", "data.max_len=32",
              "--set", "train.max_steps=30", "--set", "train.batch_size=8", "--set", "train.log_every=5",
              "--set", "monitor.every=5", "--set", "train.eval_every=10", "--set", "train.eval_batches=2"])
         return os.path.join(ft_out, "ft")
