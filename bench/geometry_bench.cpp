@@ -5,7 +5,8 @@
 //
 //   base_svd_s      the one-time SVD of every base weight (the monitor's cache), and its bytes
 //   spectra_s       adapter_spectra(): singular values, erank, stable rank (logged today)
-//   geometry_s      GeometryMonitor::observe(): alignment, intruders, drift (mean over --logs)
+//   geometry_s      GeometryMonitor::observe(): alignment, intruders, drift (mean over --logs);
+//                   *_cpu_s: CPU seconds of all threads (the work, on a machine shared with others)
 //   krylov_dims     Krylov space dimension per adapter (0: solved densely)
 //
 // Base weights: --base gaussian (Marchenko-Pastur bulk, the hardest case for the Krylov solver:
@@ -20,11 +21,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,8 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// CPU seconds of the whole process (all threads): on a shared machine, the work itself.
+double cpu_seconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
 
 struct Shape {
   std::string name;
@@ -102,11 +107,12 @@ int main(int argc, char** argv) {
   lorascope::GeometryMonitor monitor(lorascope::GeometryOptions{});
   // The first observation computes and caches the base SVDs; time them apart.
   auto t = Clock::now();
+  const double base_c0 = cpu_seconds();
   std::vector<lorascope::BaseSpectrum> bases;
   for (const auto& in : inputs) bases.push_back(lorascope::base_spectrum(in.W));
-  const double base_svd = seconds_since(t);
+  const double base_svd = seconds_since(t), base_svd_cpu = cpu_seconds() - base_c0;
   (void)monitor.observe(inputs);
-  double spectra = 0, geometry = 0;
+  double spectra = 0, geometry = 0, geometry_cpu = 0;
   json krylov = json::array();
   for (int i = 0; i < logs; ++i) {
     for (auto& in : inputs) in.B.add_(at::randn(in.B.sizes(), gen) * 0.002);
@@ -114,8 +120,10 @@ int main(int argc, char** argv) {
     (void)lorascope::adapter_spectra(refs);
     spectra += seconds_since(t);
     t = Clock::now();
+    const double c0 = cpu_seconds();
     (void)monitor.observe(inputs);
     geometry += seconds_since(t);
+    geometry_cpu += cpu_seconds() - c0;
   }
   lorascope::GeometryOptions opt;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -123,8 +131,9 @@ int main(int argc, char** argv) {
     krylov.push_back(lorascope::updated_top_svd(bases[i], in.B, in.A, in.scaling, opt.intruder_top_k).krylov_dim);
   }
   const json row = {{"model", model}, {"base", base}, {"threads", threads}, {"adapters", inputs.size()}, {"r", r},
-                    {"base_svd_s", base_svd}, {"cache_bytes", monitor.cached_bytes()},
-                    {"spectra_s", spectra / logs}, {"geometry_s", geometry / logs}, {"krylov_dims", krylov}};
+                    {"base_svd_s", base_svd}, {"base_svd_cpu_s", base_svd_cpu},
+                    {"cache_bytes", monitor.cached_bytes()}, {"spectra_s", spectra / logs},
+                    {"geometry_s", geometry / logs}, {"geometry_cpu_s", geometry_cpu / logs}, {"krylov_dims", krylov}};
   std::printf("%s\n", row.dump().c_str());
   return 0;
 }

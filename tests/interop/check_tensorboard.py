@@ -206,10 +206,10 @@ def main():
              "--set", "data.max_len=32", "--set", "train.max_steps=5", "--set", "train.batch_size=8",
              "--set", f"data.path={data}/brown"])
         run([exe, *common, "finetune", "--config", "configs/lm/compare_spam.json", "--out", ft_out, "--overwrite",
-             "--set", f"base={base_out}/tiny", "--set", "name=ft", "--set", f"data.path={data}/spam-assassin", "--set", "data.limit=120", "--set", "data.max_len=32",
+             "--set", f"base={base_out}/tiny", "--set", f"data.path={data}/spam-assassin", "--set", "data.limit=120", "--set", "data.max_len=32",
              "--set", "train.max_steps=30", "--set", "train.batch_size=8", "--set", "train.log_every=5",
              "--set", "monitor.every=5", "--set", "train.eval_every=10", "--set", "train.eval_batches=2"])
-        return os.path.join(ft_out, "ft")
+        return os.path.join(ft_out, "muon")  # compare_spam.json's runs: muon, adamw
 
     def mf():
         out = os.path.join(a.work, "mf")
