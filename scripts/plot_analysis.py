@@ -161,7 +161,7 @@ def main():
     save("intruders.png", per_layer_figure, runs, [
         ("intruder dimensions", lambda l: num(l["intruders"]), False),
         ("largest intruder sigma", lambda l: num(l["intruder_sv"]), False)],
-        f"intruder dimensions among the top {runs[0].get('intruder_top_k', 10)} singular vectors of W + delta W "
+        f"intruder dimensions among the top {runs[0].get('intruder_top_k', 10)} singular vectors of W + delta W\n"
         f"(max |cos| < {runs[0].get('intruder_epsilon', 0.5)})")
     save("esd_alpha.png", esd_figure, runs)
     if any(r.get("history", {}).get("steps") for r in runs):
