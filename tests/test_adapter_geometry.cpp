@@ -8,6 +8,7 @@
 
 #include "models/adapter_geometry.h"
 #include "models/principal_angles.h"
+#include "trainer/geometry_monitor.h"
 
 namespace lorascope {
 namespace {
@@ -250,6 +251,41 @@ TEST(AdapterGeometryTest, DriftBetweenTwoUpdatesMatchesProjectorDifference) {
       EXPECT_NEAR(std::sin(d.right[i].item<double>()), right[i], 1e-12 + 1e-6 * right[i]) << step;
     }
   }
+}
+
+TEST(GeometryMonitorTest, FieldsDriftAndCache) {
+  const int64_t m = 48, n = 40, r = 4;
+  auto W = base_matrix(m, n, 0.9, 21);
+  auto A = randn({r, n}, 22), B = randn({m, r}, 23) * 0.1;
+  GeometryMonitor monitor(GeometryOptions{});
+  auto first = monitor.observe({{"q", W, A, B, 2.0}, {"zero", W, A, at::zeros({m, r}, at::kDouble), 2.0}});
+  EXPECT_EQ(monitor.cached_bytes(), 2 * static_cast<size_t>((m + n + 1) * std::min(m, n)) * sizeof(double));
+  const auto& q = first["q"];
+  const auto g = adapter_geometry(base_spectrum(W), B, A, 2.0, {});
+  EXPECT_NEAR(q["align_left"].get<double>(), g.align_left, 1e-14);
+  EXPECT_NEAR(q["align_right"].get<double>(), g.align_right, 1e-14);
+  EXPECT_EQ(q["intruders"].get<int64_t>(), g.intruders.count);
+  EXPECT_EQ(q["angles_left"].size(), static_cast<size_t>(r));
+  EXPECT_TRUE(q["drift_left"].is_null());  // nothing to compare with yet
+  // sv_entropy is the log of the effective rank of delta W's singular values.
+  const auto sv = at::linalg_svdvals(2.0 * at::matmul(B, A)).narrow(0, 0, r);
+  const auto p = sv / sv.sum();
+  EXPECT_NEAR(q["sv_entropy"].get<double>(), -(p * p.log()).sum().item<double>(), 1e-12);
+  // B = 0: no subspace, so no alignment or drift; W + delta W = W has no intruders.
+  EXPECT_TRUE(first["zero"]["align_left"].is_null());
+  EXPECT_EQ(first["zero"]["intruders"].get<int64_t>(), 0);
+
+  auto B2 = B + 1e-3 * randn({m, r}, 24);
+  auto second = monitor.observe({{"q", W, A, B2, 2.0}});
+  const auto d = subspace_drift(low_rank_svd(B, A, 2.0), low_rank_svd(B2, A, 2.0));
+  EXPECT_NEAR(second["q"]["drift_left"].get<double>(), d.left.max().item<double>(), 1e-12);
+  EXPECT_NEAR(second["q"]["drift_right"].get<double>(), d.right.max().item<double>(), 1e-12);
+  EXPECT_GT(second["q"]["drift_left"].get<double>(), 1e-6);
+
+  nlohmann::json adapters = {{"q", {{"sv", {1.0}}, {"erank", 1.0}}}};
+  merge_geometry(adapters, second);
+  EXPECT_EQ(adapters["q"]["erank"], 1.0);
+  EXPECT_EQ(adapters["q"]["drift_left"], second["q"]["drift_left"]);
 }
 
 }  // namespace

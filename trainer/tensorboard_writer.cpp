@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -172,8 +173,11 @@ TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
   const double now = unix_seconds();
+  // A per-process counter, as PyTorch's writer has, so two writers opened within one second
+  // never share (and truncate) a file.
+  static std::atomic<int> counter{0};
   path_ = (fs::path(dir) / ("events.out.tfevents." + std::to_string(static_cast<int64_t>(now)) + "." + host + "." +
-                            std::to_string(::getpid()) + ".lorascope")).string();
+                            std::to_string(::getpid()) + "." + std::to_string(counter++) + ".lorascope")).string();
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) throw std::runtime_error(path_ + ": cannot create the TensorBoard event file");
   const std::string record = tfrecord(encode_file_version_event(now));

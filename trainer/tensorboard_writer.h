@@ -16,7 +16,7 @@
 //      HistogramProto { 1: double min, 2: max, 3: num, 4: sum, 5: sum_squares,
 //                       6: packed double bucket_limit, 7: packed double bucket }
 //    The first event of a file carries file_version "brain.Event:2".
-//  - The file is DIR/events.out.tfevents.<unix seconds>.<host>.<pid>.lorascope (TensorBoard
+//  - The file is DIR/events.out.tfevents.<unix seconds>.<host>.<pid>.<n>.lorascope (TensorBoard
 //    reads every file whose name contains "tfevents").
 // Scalars are simple_value (float32), which TensorBoard's readers, old and new, show as scalars.
 // tests/test_tensorboard.cpp compares the bytes with tensorboard's own writer's
