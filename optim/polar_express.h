@@ -9,8 +9,10 @@
 // approximates 1 in the max norm on the interval [l_t, u_t] where the singular values lie after
 // t steps (the Remez/equioscillation solution), starting from [1e-3, 1]. The composition is the
 // optimal such polynomial method (the paper's Theorem 4.1), so singular values down to 1e-3 of
-// the Frobenius norm reach [0.85, 1.12] after 5 steps and 1 to float64 precision after 8, where
-// Jordan's fixed Newton-Schulz coefficients stop at [0.68, 1.13] and never converge to 1.
+// the Frobenius norm reach [0.846, 1.124] after 5 steps and 1 to float64 precision after 8, where
+// Jordan's fixed Newton-Schulz coefficients leave them in [0.47, 1.20] after 5 steps and never
+// converge to 1 (their fixed band is about [0.68, 1.13]). tests/test_polar_methods.cpp checks
+// these bands.
 //
 // Coefficients: the table of the authors' reference code (NoahAmsel/PolarExpress,
 // polar_express/basic.py, commit 7f0fb57; the paper's Algorithm 1 prints the same numbers after
