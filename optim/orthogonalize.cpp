@@ -4,7 +4,9 @@
 #include <limits>
 #include <stdexcept>
 
+#include "optim/polar_express.h"
 #include "optim/small_matrix.h"
+#include "optim/thin_polar.h"
 
 namespace lorascope {
 
@@ -12,7 +14,10 @@ OrthoKind parse_ortho_kind(const std::string& name) {
   if (name == "exact") return OrthoKind::Exact;
   if (name == "smoothed") return OrthoKind::Smoothed;
   if (name == "newton_schulz") return OrthoKind::NewtonSchulz;
-  throw std::invalid_argument("expected one of exact, smoothed, newton_schulz, got \"" + name + "\"");
+  if (name == "thin_exact") return OrthoKind::ThinExact;
+  if (name == "polar_express") return OrthoKind::PolarExpress;
+  throw std::invalid_argument("expected one of exact, smoothed, newton_schulz, thin_exact, polar_express, got \"" +
+                              name + "\"");
 }
 
 std::string to_string(OrthoKind kind) {
@@ -20,6 +25,8 @@ std::string to_string(OrthoKind kind) {
     case OrthoKind::Exact: return "exact";
     case OrthoKind::Smoothed: return "smoothed";
     case OrthoKind::NewtonSchulz: return "newton_schulz";
+    case OrthoKind::ThinExact: return "thin_exact";
+    case OrthoKind::PolarExpress: return "polar_express";
   }
   return "?";
 }
@@ -121,6 +128,8 @@ at::Tensor orthogonalize(const at::Tensor& M, const OrthoOptions& options) {
       small::newton_schulz(M, options.ns_steps, options.ns_eps, out);
       return out;
     }
+    case OrthoKind::ThinExact: return orthogonalize_thin(M);
+    case OrthoKind::PolarExpress: return polar_express(M, options.ns_steps);
   }
   throw std::logic_error("orthogonalize: unknown kind");
 }

@@ -7,6 +7,10 @@
 //              (3.4445, -4.7750, 2.0315) after Frobenius normalisation (KellerJordan/Muon). It does
 //              NOT compute U V^T: it maps singular values of well-conditioned input into roughly
 //              [0.68, 1.13], which is enough for an optimizer and far cheaper than an SVD.
+//   thin_exact exact T through the r x r Gram matrix of the thin side (thin_polar.h): U V^T at
+//              below Newton-Schulz cost for LoRA factors
+//   polar_express  Newton-Schulz with the per-step minimax coefficients of Amsel et al. 2025
+//              (polar_express.h); ns_steps iterations
 //
 // All three accept a 2-D matrix or a batch (..., rows, cols) and keep the dtype and device of M.
 // exact/smoothed treat singular values below rows*cols-scaled machine epsilon as zero, so
@@ -19,16 +23,16 @@
 
 namespace lorascope {
 
-enum class OrthoKind { Exact, Smoothed, NewtonSchulz };
+enum class OrthoKind { Exact, Smoothed, NewtonSchulz, ThinExact, PolarExpress };
 
 struct OrthoOptions {
   OrthoKind kind = OrthoKind::Exact;
   double beta = 0.0;   // smoothing of T_beta; beta = 0 makes Smoothed identical to Exact
-  int ns_steps = 5;    // Newton-Schulz iterations
+  int ns_steps = 5;    // Newton-Schulz / Polar Express iterations
   double ns_eps = 1e-7;  // guards the Frobenius normalisation of an all-zero matrix
 };
 
-// Parses "exact" | "smoothed" | "newton_schulz"; throws std::invalid_argument otherwise.
+// Parses "exact" | "smoothed" | "newton_schulz" | "thin_exact" | "polar_express"; throws std::invalid_argument otherwise.
 OrthoKind parse_ortho_kind(const std::string& name);
 std::string to_string(OrthoKind kind);
 
