@@ -1,4 +1,5 @@
 #include "data/bpe_tokenizer.h"
+#include "data/tokenizer_pre_tokenizer.h"
 #include "data/utf8.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -82,19 +83,6 @@ struct BpeTokenizer::Regex {
     return out;
   }
 };
-
-const std::vector<std::string>& byte_to_unicode() {
-  static const std::vector<std::string> table = [] {
-    std::vector<std::string> t(256);
-    uint32_t n = 0;
-    for (uint32_t b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      append_utf8(t[b], printable ? b : 256 + n++);
-    }
-    return t;
-  }();
-  return table;
-}
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

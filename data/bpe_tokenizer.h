@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "data/tokenizer_pre_tokenizer.h"  // byte_to_unicode
+
 namespace lorascope {
 
 class BpeTokenizer {
@@ -59,8 +61,5 @@ class BpeTokenizer {
   int64_t bos_ = -1, eos_ = -1, pad_ = -1, unk_ = -1;
   std::string where_;
 };
-
-// GPT-2's reversible map from bytes to printable code points (returned as UTF-8).
-const std::vector<std::string>& byte_to_unicode();
 
 }  // namespace lorascope

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Writes tests/golden/tokenizers/: small tokenizer files in the formats real models ship, made
+by the `tokenizers` library itself (trained here on a few hundred Brown lines, tiny
+vocabularies), and the ids `tokenizers` gives for a set of texts, so that the default test suite
+(tests/test_wordpiece_tokenizer.cpp, tests/test_bpe_tokenizer.cpp) checks lorascope token for
+token without the reference venv.
+
+    PY=$(bash scripts/reference_env.sh | tail -1)
+    OMP_NUM_THREADS=1 $PY tests/golden/make_tokenizers.py [--data .cache/data]
+
+Files (tests/golden/tokenizers/):
+  wordpiece.json       BERT-style WordPiece: BertNormalizer (lowercase), BertPreTokenizer,
+                       TemplateProcessing [CLS] $A [SEP] / [CLS] $A [SEP] $B:1 [SEP]:1 (as MiniLM)
+  wordpiece_vocab.txt  the same vocabulary as a BERT vocab.txt (BertWordPieceTokenizer defaults)
+  cases.json           {"texts": [...], "cases": [{"file", "text", "pair", "max_len", "special",
+                       "ids", "type_ids"}]}: the encoding of texts[text] (and texts[pair]) by
+                       `tokenizers`; special = add_special_tokens; max_len > 0 =
+                       enable_truncation(max_len)
+"""
+import argparse
+import json
+import os
+import re
+
+import tokenizers
+from tokenizers import Tokenizer, processors
+from tokenizers.implementations import BertWordPieceTokenizer
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tokenizers")
+
+# Hard text: every kind of whitespace, control and format characters, many scripts, accents and
+# combining marks (in non-canonical order too), emoji with ZWJ, Unicode 15/16 characters, long
+# words, special tokens inside text.
+HARD = [
+    "Hello, World! It's a caf\u00e9 na\u00efve r\u00e9sum\u00e9 -- 3.14159 $100 50% #1 @user e-mail.",
+    "tab\tnewline-less\u00a0nbsp\u2003em\u3000ideographic\u2028line\u2029para\u0085nel\u000bvt\u000cff end",
+    "ctrl\u0001\u0002\u001f\u007fdel\u200bzwsp\u200dzwj\u00adsoft\ufeffbom\ue000pua\ufffdrepl x",
+    "\u4e2d\u6587\u5b57\u7b26 \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \ud55c\uad6d\uc5b4 \u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22",
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629 \u05e2\u05d1\u05e8\u05d9\u05ea \u0939\u093f\u0928\u094d\u0926\u0940 \u0440\u0443\u0441\u0441\u043a\u0438\u0439 \u0395\u039b\u039b\u0397\u039d\u0399\u039a\u0391 \u03a3\u039f\u03a6\u039f\u03a3",
+    "emoji \U0001f600\U0001f469\u200d\U0001f4bb \U0001f1eb\U0001f1f7 \U0001f44d\U0001f3fd \u2764\ufe0f family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "unicode15 \U00011f50\U00011f51\U00011f59 kawi, unicode16 \U00010d40\U00010d49 garay \U00031350 ext-h \U0001e5d0 ol-onal",
+    "marks a\u0301\u0316 e\u0316\u0301 \u1e69 \u0130stanbul \u212b \U0001d165\U0001d16d\U0001d165 combining\u0300\u0301\u0302",
+    "supercalifragilisticexpialidocious" * 4 + " " + "x" * 120,
+    "[CLS] special [MASK] tokens [SEP] inside [mask] text [PAD][UNK]",
+    "  leading and trailing spaces  ",
+    "",
+    "\u00bfQu\u00e9? \u00a1S\u00ed! \u00ab\u00bb \u2018quoted\u2019 \u201cdouble\u201d \u2026 \u2014 \u00a7 \u00b6 \u2020",
+]
+PAIRS = [("A short question?", "And a somewhat longer answer to it, with words."),
+         ("caf\u00e9 \u4e2d\u6587", "[MASK] the rest"), ("", "only the second")]
+
+
+def brown_lines(data, limit):
+    root = os.path.join(data, "brown")
+    files = sorted(f for f in os.listdir(root) if re.fullmatch(r"c[a-r]\d\d", f))
+    out = []
+    for name in files:
+        with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                text = " ".join(w.rsplit("/", 1)[0] for w in line.split()).strip()
+                if text:
+                    out.append(text)
+    return out[:: max(1, len(out) // limit)][:limit]
+
+
+def cases_for(name, tok, texts, pairs):
+    tok.no_padding()
+    out = []
+    for special in (False, True):
+        tok.no_truncation()
+        for t in texts:
+            e = tok.encode(t, add_special_tokens=special)
+            out.append({"file": name, "text": t, "pair": None, "max_len": 0, "special": special, "ids": e.ids,
+                        "type_ids": e.type_ids})
+    tok.no_truncation()
+    for a, b in pairs:
+        e = tok.encode(a, b, add_special_tokens=True)
+        out.append({"file": name, "text": a, "pair": b, "max_len": 0, "special": True, "ids": e.ids, "type_ids": e.type_ids})
+    for max_len in (5, 8, 12):
+        tok.enable_truncation(max_len)
+        for t in texts[:3]:
+            e = tok.encode(t, add_special_tokens=True)
+            out.append({"file": name, "text": t, "pair": None, "max_len": max_len, "special": True, "ids": e.ids,
+                        "type_ids": e.type_ids})
+        for a, b in pairs:
+            e = tok.encode(a, b, add_special_tokens=True)
+            out.append({"file": name, "text": a, "pair": b, "max_len": max_len, "special": True, "ids": e.ids,
+                        "type_ids": e.type_ids})
+    tok.no_truncation()
+    return out
+
+
+def wordpiece(lines):
+    bert = BertWordPieceTokenizer(lowercase=True)
+    bert.train_from_iterator(lines, vocab_size=400, min_frequency=2, limit_alphabet=200,
+                             special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    bert.save_model(OUT, "wordpiece")  # wordpiece-vocab.txt
+    os.replace(os.path.join(OUT, "wordpiece-vocab.txt"), os.path.join(OUT, "wordpiece_vocab.txt"))
+    tok = Tokenizer.from_str(bert.to_str())
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                       special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tok.save(os.path.join(OUT, "wordpiece.json"))
+    from_vocab = BertWordPieceTokenizer(os.path.join(OUT, "wordpiece_vocab.txt"))
+    return [("wordpiece.json", Tokenizer.from_file(os.path.join(OUT, "wordpiece.json"))),
+            ("wordpiece_vocab.txt", from_vocab._tokenizer)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.environ.get("LORASCOPE_DATA_DIR", ".cache/data"))
+    a = ap.parse_args()
+    os.makedirs(OUT, exist_ok=True)
+    lines = brown_lines(a.data, 600)
+    texts = lines[:20] + HARD
+    cases = []
+    for name, tok in wordpiece(lines):
+        cases += cases_for(name, tok, texts, PAIRS)
+    index = {}
+    for c in cases:  # each text once, cases refer to it by index
+        for key in ("text", "pair"):
+            if c[key] is not None:
+                c[key] = index.setdefault(c[key], len(index))
+    with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
+        json.dump({"tokenizers": tokenizers.__version__, "texts": list(index), "cases": cases}, f, ensure_ascii=True,
+                  indent=None)
+        f.write("\n")
+    print(f"make_tokenizers: {len(cases)} cases -> {OUT}")
+
+
+if __name__ == "__main__":
+    main()
