@@ -12,6 +12,17 @@ Files (tests/golden/tokenizers/):
   wordpiece.json       BERT-style WordPiece: BertNormalizer (lowercase), BertPreTokenizer,
                        TemplateProcessing [CLS] $A [SEP] / [CLS] $A [SEP] $B:1 [SEP]:1 (as MiniLM)
   wordpiece_vocab.txt  the same vocabulary as a BERT vocab.txt (BertWordPieceTokenizer defaults)
+  roberta.json         GPT-2 / RoBERTa byte-level BPE: ByteLevel pre-tokenizer, "a b" merges,
+                       <mask> with lstrip (swallows the space before it), a rstrip and a
+                       single_word added token, RobertaProcessing
+  llama3.json          LLaMA-3 style: Split(regex, Isolated) + ByteLevel(use_regex false),
+                       ignore_merges, an empty Sequence normalizer, TemplateProcessing with bos
+  o200k.json           o200k-style Split(regex with \p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}, Isolated)
+  cl100k_removed.json  cl100k regex as Split(Removed, invert true), NFD + Lowercase normalizer and a
+                       normalized added token
+  llama2.json          LLaMA-2 style sentencepiece BPE: Prepend + Replace normalizers, no
+                       pre-tokenizer, byte_fallback with <0x00>..<0xFF>, fuse_unk
+  mistral.json         the same model with Metaspace(prepend_scheme "first", split false)
   cases.json           {"texts": [...], "cases": [{"file", "text", "pair", "max_len", "special",
                        "ids", "type_ids"}]}: the encoding of texts[text] (and texts[pair]) by
                        `tokenizers`; special = add_special_tokens; max_len > 0 =
@@ -23,8 +34,8 @@ import os
 import re
 
 import tokenizers
-from tokenizers import Tokenizer, processors
-from tokenizers.implementations import BertWordPieceTokenizer
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers.implementations import BertWordPieceTokenizer, ByteLevelBPETokenizer
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tokenizers")
 
@@ -46,6 +57,19 @@ HARD = [
     "",
     "\u00bfQu\u00e9? \u00a1S\u00ed! \u00ab\u00bb \u2018quoted\u2019 \u201cdouble\u201d \u2026 \u2014 \u00a7 \u00b6 \u2020",
 ]
+# Texts for the BPE files: added-token flags, contractions, numbers, a long word.
+BPE_EXTRA = [
+    "The <mask> sat.", "The<mask>sat.", "a  <mask>  b <mask>", "<s>hello</s> <s> world</s>",
+    "<|begin_of_text|>Hi there<|eot_id|>", "[rstrip]   next [rstrip]", "word words sword word. word",
+    "Hello World HELLO WORLD hello world", "don't I'LL we've THEY'RE 1234567 12 3.5",
+    "x" * 300 + " " + "ab" * 60, "line one\nline two\r\n\n  indented\ttab",
+]
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")
+O200K_REGEX = "|".join([
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"\p{N}{1,3}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+"])
 PAIRS = [("A short question?", "And a somewhat longer answer to it, with words."),
          ("caf\u00e9 \u4e2d\u6587", "[MASK] the rest"), ("", "only the second")]
 
@@ -66,9 +90,9 @@ def brown_lines(data, limit):
 def cases_for(name, tok, texts, pairs):
     tok.no_padding()
     out = []
-    for special in (False, True):
-        tok.no_truncation()
-        for t in texts:
+    tok.no_truncation()
+    for special, some in ((False, texts), (True, texts[:4] + texts[-3:])):
+        for t in some:
             e = tok.encode(t, add_special_tokens=special)
             out.append({"file": name, "text": t, "pair": None, "max_len": 0, "special": special, "ids": e.ids,
                         "type_ids": e.type_ids})
@@ -106,16 +130,101 @@ def wordpiece(lines):
             ("wordpiece_vocab.txt", from_vocab._tokenizer)]
 
 
+def byte_level_bpe(lines, pre_tokenizer, normalizer, ignore_merges, vocab_size=500):
+    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return tok
+
+
+def save(tok, name):
+    path = os.path.join(OUT, name)
+    tok.save(path)
+    return name, Tokenizer.from_file(path)
+
+
+def bpe_files(lines):
+    out = []
+    # GPT-2 / RoBERTa: "a b" merges (legacy format), <mask> lstrip.
+    roberta = ByteLevelBPETokenizer(add_prefix_space=False)
+    roberta.train_from_iterator(lines, vocab_size=500, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                show_progress=False)
+    tok = Tokenizer.from_str(roberta.to_str())
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, normalized=False)])
+    tok.add_tokens([AddedToken("[rstrip]", rstrip=True), AddedToken("word", single_word=True)])
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    j = json.loads(tok.to_str())
+    j["model"]["merges"] = [" ".join(m) for m in j["model"]["merges"]]
+    with open(os.path.join(OUT, "roberta.json"), "w", encoding="utf-8") as f:
+        json.dump(j, f, ensure_ascii=False)
+    out.append(("roberta.json", Tokenizer.from_file(os.path.join(OUT, "roberta.json"))))
+    # LLaMA-3: Split(Isolated) + ByteLevel without regex, ignore_merges, bos template.
+    tok = byte_level_bpe(lines, pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), normalizers.Sequence([]), True)
+    tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"])
+    bos = tok.token_to_id("<|begin_of_text|>")
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
+                                      special_tokens=[("<|begin_of_text|>", bos)])])
+    out.append(save(tok, "llama3.json"))
+    # o200k-style regex, Split Isolated.
+    tok = byte_level_bpe(lines, pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(O200K_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), None, False)
+    tok.add_special_tokens(["<|endoftext|>"])
+    out.append(save(tok, "o200k.json"))
+    # cl100k regex as Split(Removed, invert), a normalizer and a normalized added token.
+    tok = byte_level_bpe(lines, pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]),
+        normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase()]), False)
+    tok.add_tokens([AddedToken("Hello World", normalized=True)])
+    tok.add_special_tokens(["<|endoftext|>"])
+    out.append(save(tok, "cl100k_removed.json"))
+    # LLaMA-2: sentencepiece-style BPE with byte fallback.
+    trained = Tokenizer(models.BPE(unk_token="<unk>"))
+    trained.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    trained.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=400, limit_alphabet=60, show_progress=False,
+                                                           special_tokens=["<unk>", "<s>", "</s>"]))
+    tj = json.loads(trained.to_str())
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for t, _ in sorted(tj["model"]["vocab"].items(), key=lambda kv: kv[1]):
+        vocab.setdefault(t, len(vocab))
+    merges = [tuple(m) for m in tj["model"]["merges"]]
+    for name, normalizer, pre in [
+            ("llama2.json", normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")]), None),
+            ("mistral.json", None, pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False))]:
+        tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+        tok.normalizer = normalizer
+        tok.pre_tokenizer = pre
+        tok.add_special_tokens([AddedToken(t, normalized=False) for t in ("<unk>", "<s>", "</s>")])
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s>:1 $B:1",
+                                                           special_tokens=[("<s>", 1)])
+        tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+        out.append(save(tok, name))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.environ.get("LORASCOPE_DATA_DIR", ".cache/data"))
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     lines = brown_lines(a.data, 600)
-    texts = lines[:20] + HARD
+    texts = lines[:12] + HARD
     cases = []
     for name, tok in wordpiece(lines):
         cases += cases_for(name, tok, texts, PAIRS)
+    for name, tok in bpe_files(lines):
+        cases += cases_for(name, tok, texts + BPE_EXTRA, PAIRS)
     index = {}
     for c in cases:  # each text once, cases refer to it by index
         for key in ("text", "pair"):
