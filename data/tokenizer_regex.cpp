@@ -275,8 +275,18 @@ std::vector<std::pair<size_t, size_t>> TokenizerRegex::find_all(std::string_view
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_->code, nullptr);
   size_t pos = 0;
   while (pos <= s.size()) {  // pos strictly increases each round
-    const int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
-    if (rc < 0) break;  // no match, or a matching limit hit: the rest is one gap
+    int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH && code_->jit) {  // the JIT's stack is small: retry interpreted
+      rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, PCRE2_NO_JIT, md, nullptr);
+    }
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {  // a matching limit: never a silently different split
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      pcre2_match_data_free(md);
+      throw std::runtime_error("regex \"" + pattern_ + "\": matching a text of " + std::to_string(s.size()) +
+                               " bytes failed: " + reinterpret_cast<const char*>(msg));
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];
     if (b < pos || e < b) break;  // \K tricks; never expected from tokenizer patterns

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 #include "data/unicode.h"
@@ -89,8 +90,15 @@ WordPieceTokenizer WordPieceTokenizer::from_json(const json& j, const std::strin
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": vocabulary file not found");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_vocab_text(ss.str(), path);
+}
+
+WordPieceTokenizer WordPieceTokenizer::from_vocab_text(const std::string& text, const std::string& path) {
   WordPieceTokenizer t;
   t.where_ = path;
+  std::istringstream in(text);
   std::string line;
   int64_t index = 0;
   while (std::getline(in, line)) {

@@ -34,6 +34,8 @@ class WordPieceTokenizer {
   static WordPieceTokenizer from_json(const nlohmann::json& j, const std::string& where);
   // A vocab.txt with BERT's defaults (lowercasing; the vocabulary's [PAD] [UNK] [CLS] [SEP] [MASK]).
   static WordPieceTokenizer from_vocab_file(const std::string& path);
+  // The same from the file's text (where names it in errors).
+  static WordPieceTokenizer from_vocab_text(const std::string& text, const std::string& where);
 
   std::vector<int64_t> encode(const std::string& text) const;  // no special tokens added
   // Tokens joined by spaces, "##" pieces glued to the one before, special tokens skipped, and

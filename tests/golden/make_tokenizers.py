@@ -114,23 +114,24 @@ def cases_for(name, tok, texts, pairs):
     return out
 
 
-def wordpiece(lines):
+def wordpiece(lines, out, vocab_size=400):
+    """Writes wordpiece.json and wordpiece_vocab.txt to out; returns [(name, tokenizers.Tokenizer)]."""
     bert = BertWordPieceTokenizer(lowercase=True)
-    bert.train_from_iterator(lines, vocab_size=400, min_frequency=2, limit_alphabet=200,
+    bert.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=2, limit_alphabet=200,
                              special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    bert.save_model(OUT, "wordpiece")  # wordpiece-vocab.txt
-    os.replace(os.path.join(OUT, "wordpiece-vocab.txt"), os.path.join(OUT, "wordpiece_vocab.txt"))
+    bert.save_model(out, "wordpiece")  # wordpiece-vocab.txt
+    os.replace(os.path.join(out, "wordpiece-vocab.txt"), os.path.join(out, "wordpiece_vocab.txt"))
     tok = Tokenizer.from_str(bert.to_str())
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
                                                        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    tok.save(os.path.join(OUT, "wordpiece.json"))
-    from_vocab = BertWordPieceTokenizer(os.path.join(OUT, "wordpiece_vocab.txt"))
-    return [("wordpiece.json", Tokenizer.from_file(os.path.join(OUT, "wordpiece.json"))),
+    tok.save(os.path.join(out, "wordpiece.json"))
+    from_vocab = BertWordPieceTokenizer(os.path.join(out, "wordpiece_vocab.txt"))
+    return [("wordpiece.json", Tokenizer.from_file(os.path.join(out, "wordpiece.json"))),
             ("wordpiece_vocab.txt", from_vocab._tokenizer)]
 
 
-def byte_level_bpe(lines, pre_tokenizer, normalizer, ignore_merges, vocab_size=500):
+def byte_level_bpe(lines, pre_tokenizer, normalizer, ignore_merges, vocab_size):
     tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
     tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizer
@@ -140,17 +141,18 @@ def byte_level_bpe(lines, pre_tokenizer, normalizer, ignore_merges, vocab_size=5
     return tok
 
 
-def save(tok, name):
-    path = os.path.join(OUT, name)
+def save(tok, out, name):
+    path = os.path.join(out, name)
     tok.save(path)
     return name, Tokenizer.from_file(path)
 
 
-def bpe_files(lines):
+def bpe_files(lines, out_dir, vocab_size=500):
+    """Writes the BPE files to out_dir; returns [(name, tokenizers.Tokenizer)]."""
     out = []
     # GPT-2 / RoBERTa: "a b" merges (legacy format), <mask> lstrip.
     roberta = ByteLevelBPETokenizer(add_prefix_space=False)
-    roberta.train_from_iterator(lines, vocab_size=500, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    roberta.train_from_iterator(lines, vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
                                 show_progress=False)
     tok = Tokenizer.from_str(roberta.to_str())
     tok.add_special_tokens([AddedToken("<mask>", lstrip=True, normalized=False)])
@@ -158,38 +160,38 @@ def bpe_files(lines):
     tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
     j = json.loads(tok.to_str())
     j["model"]["merges"] = [" ".join(m) for m in j["model"]["merges"]]
-    with open(os.path.join(OUT, "roberta.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, "roberta.json"), "w", encoding="utf-8") as f:
         json.dump(j, f, ensure_ascii=False)
-    out.append(("roberta.json", Tokenizer.from_file(os.path.join(OUT, "roberta.json"))))
+    out.append(("roberta.json", Tokenizer.from_file(os.path.join(out_dir, "roberta.json"))))
     # LLaMA-3: Split(Isolated) + ByteLevel without regex, ignore_merges, bos template.
     tok = byte_level_bpe(lines, pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), normalizers.Sequence([]), True)
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), normalizers.Sequence([]), True, vocab_size)
     tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"])
     bos = tok.token_to_id("<|begin_of_text|>")
     tok.post_processor = processors.Sequence([
         processors.ByteLevel(trim_offsets=False),
         processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
                                       special_tokens=[("<|begin_of_text|>", bos)])])
-    out.append(save(tok, "llama3.json"))
+    out.append(save(tok, out_dir, "llama3.json"))
     # o200k-style regex, Split Isolated.
     tok = byte_level_bpe(lines, pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(O200K_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), None, False)
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]), None, False, vocab_size)
     tok.add_special_tokens(["<|endoftext|>"])
-    out.append(save(tok, "o200k.json"))
+    out.append(save(tok, out_dir, "o200k.json"))
     # cl100k regex as Split(Removed, invert), a normalizer and a normalized added token.
     tok = byte_level_bpe(lines, pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_REGEX), behavior="removed", invert=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]),
-        normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase()]), False)
+        normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase()]), False, vocab_size)
     tok.add_tokens([AddedToken("Hello World", normalized=True)])
     tok.add_special_tokens(["<|endoftext|>"])
-    out.append(save(tok, "cl100k_removed.json"))
+    out.append(save(tok, out_dir, "cl100k_removed.json"))
     # LLaMA-2: sentencepiece-style BPE with byte fallback.
     trained = Tokenizer(models.BPE(unk_token="<unk>"))
     trained.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
-    trained.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=400, limit_alphabet=60, show_progress=False,
+    trained.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=vocab_size - 100, limit_alphabet=60, show_progress=False,
                                                            special_tokens=["<unk>", "<s>", "</s>"]))
     tj = json.loads(trained.to_str())
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
@@ -209,7 +211,7 @@ def bpe_files(lines):
                                                            special_tokens=[("<s>", 1)])
         tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
                                          decoders.Strip(" ", 1, 0)])
-        out.append(save(tok, name))
+        out.append(save(tok, out_dir, name))
     return out
 
 
@@ -221,9 +223,9 @@ def main():
     lines = brown_lines(a.data, 600)
     texts = lines[:12] + HARD
     cases = []
-    for name, tok in wordpiece(lines):
+    for name, tok in wordpiece(lines, OUT):
         cases += cases_for(name, tok, texts, PAIRS)
-    for name, tok in bpe_files(lines):
+    for name, tok in bpe_files(lines, OUT):
         cases += cases_for(name, tok, texts + BPE_EXTRA, PAIRS)
     index = {}
     for c in cases:  # each text once, cases refer to it by index
