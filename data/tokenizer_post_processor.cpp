@@ -1,5 +1,7 @@
 #include "data/tokenizer_post_processor.h"
 
+#include <nlohmann/json.hpp>
+
 #include <stdexcept>
 
 namespace lorascope {

@@ -6,7 +6,7 @@
 // post-processor a pair is A B with type ids 0 and 1.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>

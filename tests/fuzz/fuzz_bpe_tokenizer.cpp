@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (j.is_discarded()) return 0;
   try {
     const auto tok = lorascope::BpeTokenizer::from_json(j, "fuzz/tokenizer.json");
-    for (const std::string text : {"the cat sat on the mat, 1/2 of it.", " Hello\n\n  world's <s>caf\xc3\xa9</s>",
+    for (const std::string& text : std::vector<std::string>{"the cat sat on the mat, 1/2 of it.", " Hello\n\n  world's <s>caf\xc3\xa9</s>",
                                    "The <mask> sat. \xF0\x91\xBD\x90\xF0\x90\xB5\x80 \xE4\xB8\xAD \xFF\xFE <0x41>",
                                    std::string(3000, 'a')}) {
       const auto ids = tok.encode(text);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!j.is_discarded() && j.is_object()) return lorascope::WordPieceTokenizer::from_json(j, "fuzz/tokenizer.json");
       return lorascope::WordPieceTokenizer::from_vocab_text(input, "fuzz/vocab.txt");
     }();
-    for (const std::string text :
+    for (const std::string& text : std::vector<std::string>
          {"The CAF\xC3\x89, na\xC3\xAFve [MASK] unaffable\t\xE4\xB8\xAD\xE6\x96\x87 \x01\xE2\x80\x8B x",
           "\xF0\x91\xBD\x90\xF0\x90\xB5\x80 a\xCC\x81\xCC\x96 \xC4\xB0 [CLS][SEP] \xFF\xFE broken", std::string(150, 'a')}) {
       const auto ids = tok.encode(text);
