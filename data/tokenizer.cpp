@@ -113,7 +113,7 @@ TokenizerEncoding Tokenizer::encode_with_specials(const std::string& text, const
   if (max_len > 0) {
     const auto added = static_cast<int64_t>(post_.added_tokens(pair != nullptr));
     if (max_len < added) {
-      throw std::invalid_argument(path_ + ": max_len " + std::to_string(max_len) + " leaves no room for the " +
+      throw std::runtime_error(path_ + ": max_len " + std::to_string(max_len) + " leaves no room for the " +
                                   std::to_string(added) + " special tokens");
     }
     // tokenizers' truncate_encodings, LongestFirst, from the right.

@@ -4,6 +4,9 @@
 // token for token against files and ids made by `tokenizers` itself.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <sys/wait.h>
+
 #include "data/tokenizer.h"
 #include "data/wordpiece_tokenizer.h"
 #include "data_fixtures.h"
@@ -158,6 +161,28 @@ TEST(WordPieceTokenizerTest, BadFilesNameTheKey) {
   EXPECT_NE(error_of([&] { Tokenizer::load(dir.write("v2.txt", "[UNK]\n[CLS]\n")); }).find("v2.txt: [SEP] is not in the vocabulary"),
             std::string::npos);
   EXPECT_NE(error_of([&] { Tokenizer::load((dir.path / "missing.txt").string()); }).find("missing.txt: tokenizer model not found"),
+            std::string::npos);
+}
+
+// `lorascope hf tokenize --special-tokens --pairs --max-len`, the command the interop check runs.
+TEST(WordPieceTokenizerTest, HfTokenizeCommandWithPairsAndTruncation) {
+  TempDir dir("wordpiece_cli");
+  const auto tok = dir.write("tokenizer.json", tiny_json().dump());
+  const auto lines = dir.write("lines.txt", "the cafe\tcafe cafe cafe\nthe\n");
+  const auto run = [&](const std::string& args) {
+    const std::string cmd = std::string(LORASCOPE_BINARY) + " hf tokenize --tokenizer " + tok + " --in " + lines +
+                            " --out " + (dir.path / "out.jsonl").string() + " " + args + " >/dev/null 2>" +
+                            (dir.path / "err.txt").string();
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  ASSERT_EQ(run("--special-tokens --pairs --max-len 6"), 0) << read_all(dir.path / "err.txt");
+  EXPECT_EQ(read_all(dir.path / "out.jsonl"),
+            "{\"ids\":[2,8,3,9,9,3],\"type_ids\":[0,0,0,1,1,1]}\n{\"ids\":[2,8,3],\"type_ids\":[0,0,0]}\n");
+  ASSERT_EQ(run(""), 0);
+  EXPECT_EQ(read_all(dir.path / "out.jsonl"), "[8,9,9,9,9]\n[8]\n") << "the tab is whitespace: one text";
+  EXPECT_EQ(run("--special-tokens --pairs --max-len 2"), 2);
+  EXPECT_NE(read_all(dir.path / "err.txt").find("tokenizer.json: max_len 2 leaves no room for the 3 special tokens"),
             std::string::npos);
 }
 
