@@ -28,6 +28,8 @@ namespace {
 struct HfArgs {
   std::string model, adapter, ids, out, head = "causal_lm", dtype = "float32", device = "cpu";
   std::string tokenizer, input;
+  bool special_tokens = false, pairs = false;  // tokenize: post-processor, tab-separated pairs
+  int64_t max_len = 0;
   int64_t num_labels = 0, r = 8, seed = 0;
   double alpha = 16, b_std = 0.02;
   std::vector<std::string> targets = {"q_proj", "v_proj"};
@@ -133,7 +135,23 @@ void tokenize(const HfArgs& a) {
   std::string line;
   int64_t n = 0;
   while (std::getline(in, line)) {
-    out << json(tok.encode(line)).dump() << "\n";
+    if (!a.special_tokens && !a.pairs) {
+      out << json(tok.encode(line)).dump() << "\n";
+    } else {
+      const size_t tab = a.pairs ? line.find('\t') : std::string::npos;
+      const std::string second = tab == std::string::npos ? "" : line.substr(tab + 1);
+      TokenizerEncoding e;
+      if (a.special_tokens) {
+        e = tok.encode_with_specials(line.substr(0, tab), tab == std::string::npos ? nullptr : &second, a.max_len);
+      } else {  // a pair without special tokens: A then B, type ids 0 and 1
+        e.ids = tok.encode(line.substr(0, tab));
+        e.type_ids.assign(e.ids.size(), 0);
+        const auto b = tab == std::string::npos ? std::vector<int64_t>{} : tok.encode(second);
+        e.ids.insert(e.ids.end(), b.begin(), b.end());
+        e.type_ids.insert(e.type_ids.end(), b.size(), 1);
+      }
+      out << json{{"ids", e.ids}, {"type_ids", e.type_ids}}.dump() << "\n";
+    }
     ++n;
   }
   if (!out) throw ConfigError(a.out + ": cannot write");
@@ -167,10 +185,15 @@ Command add_hf_command(CLI::App& app) {
   ra->add_option("--targets", a->targets, "module names")->delimiter(',');
   ra->add_option("--seed", a->seed, "seed");
   ra->add_option("--b-std", a->b_std, "std of lora_B");
-  auto* tk = hf->add_subcommand("tokenize", "encode each line of a file (no special tokens) as a JSON list per line");
+  auto* tk = hf->add_subcommand("tokenize", "encode each line of a file as a JSON list per line (special tokens: --special-tokens)");
   tk->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model")->required();
   tk->add_option("--in", a->input, "UTF-8 text, one example per line")->required();
   tk->add_option("--out", a->out, "JSONL of id lists")->required();
+  tk->add_flag("--special-tokens", a->special_tokens,
+               "add the post-processor's special tokens; each line becomes {\"ids\": [...], \"type_ids\": [...]}");
+  tk->add_flag("--pairs", a->pairs, "each line is TEXT<tab>PAIR (output as with --special-tokens)");
+  tk->add_option("--max-len", a->max_len, "with --special-tokens: truncate (longest first) to this many ids")
+      ->check(CLI::NonNegativeNumber);
   return [a, lg, ra, tk]() -> int {
     if (lg->parsed()) return guarded([&] { logits(*a); });
     if (ra->parsed()) return guarded([&] { random_adapter(*a); });

@@ -1,12 +1,10 @@
 #include "data/bpe_tokenizer.h"
-#include "data/utf8.h"
-
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <limits>
+#include <queue>
 #include <sstream>
 #include <stdexcept>
 
@@ -16,85 +14,50 @@ using nlohmann::json;
 
 namespace {
 
-// The ByteLevel pre-tokenizer's own regex (tokenizers' byte_level.rs, from GPT-2).
-const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   throw std::runtime_error(where + ": " + what);
 }
 
-// Splits a valid UTF-8 string into its code points (as UTF-8 strings).
+// Splits a string into its characters (as UTF-8 strings); an invalid byte is a character.
 std::vector<std::string> utf8_chars(const std::string& s) {
   std::vector<std::string> out;
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
-    out.push_back(s.substr(i, std::min(n, s.size() - i)));
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    if (i + n > s.size()) n = 1;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) n = 1;
+    }
+    out.push_back(s.substr(i, n));
     i += n;
   }
   return out;
 }
 
-}  // namespace
+uint64_t pair_key(int64_t a, int64_t b) { return static_cast<uint64_t>(a) << 32 | static_cast<uint64_t>(b); }
 
-struct BpeTokenizer::Regex {
-  pcre2_code* code = nullptr;
-  std::string pattern;
-  Regex(const std::string& p, const std::string& where) : pattern(p) {
-    int err = 0;
-    PCRE2_SIZE offset = 0;
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(),
-                         PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
-    if (!code) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      fail(where, "pre-tokenizer regex \"" + p + "\" does not compile at offset " + std::to_string(offset) + ": " +
-                      reinterpret_cast<const char*>(msg));
+// Whether a normalizer / pre-tokenizer JSON prepends "▁" to the text (LLaMA 2, Mistral).
+bool prepends_space(const json& normalizer, const json& pre_tokenizer) {
+  bool found = false;
+  const auto visit = [&](const json& j, const char* list, auto&& self) -> void {
+    if (!j.is_object()) return;
+    const std::string type = j.value("type", std::string());
+    if (type == "Prepend" || (type == "Metaspace" && j.value("prepend_scheme", std::string("always")) != "never")) found = true;
+    if (j.contains(list) && j[list].is_array()) {
+      for (const auto& s : j[list]) self(s, list, self);
     }
-  }
-  ~Regex() { pcre2_code_free(code); }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-
-  // Isolated split: every match and every non-empty gap between matches, in order.
-  std::vector<std::string> split(const std::string& s) const {
-    std::vector<std::string> out;
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
-    size_t pos = 0, gap = 0;
-    while (pos <= s.size()) {
-      const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
-      if (rc < 0) break;  // PCRE2_ERROR_NOMATCH, or an invalid UTF-8 tail that nothing matches
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-      const size_t b = ov[0], e = ov[1];
-      if (b > gap) out.push_back(s.substr(gap, b - gap));
-      if (e > b) {
-        out.push_back(s.substr(b, e - b));
-        pos = gap = e;
-      } else {  // empty match: step over one code point
-        size_t next = b + 1;
-        while (next < s.size() && (static_cast<unsigned char>(s[next]) & 0xC0) == 0x80) ++next;
-        gap = b;
-        pos = next;
-      }
-    }
-    if (gap < s.size()) out.push_back(s.substr(gap));
-    pcre2_match_data_free(md);
-    return out;
-  }
-};
-
-const std::vector<std::string>& byte_to_unicode() {
-  static const std::vector<std::string> table = [] {
-    std::vector<std::string> t(256);
-    uint32_t n = 0;
-    for (uint32_t b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      append_utf8(t[b], printable ? b : 256 + n++);
-    }
-    return t;
-  }();
-  return table;
+  };
+  visit(normalizer, "normalizers", visit);
+  visit(pre_tokenizer, "pretokenizers", visit);
+  return found;
 }
+
+const json& key_or_null(const json& j, const char* key) {
+  static const json null;
+  return j.contains(key) ? j[key] : null;
+}
+
+}  // namespace
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -116,19 +79,23 @@ BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) tr
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail(where, "model: missing");
   const auto& m = j["model"];
   if (m.value("type", std::string("BPE")) != "BPE") {
-    fail(where, "model.type: expected \"BPE\" (byte-level BPE), got " + m["type"].dump() +
+    fail(where, "model.type: expected \"BPE\", got " + m["type"].dump() +
                     " (a sentencepiece model is read from tokenizer.model)");
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (m.contains(key) && !m[key].is_null() && m[key] != "") fail(where, std::string("model.") + key + ": not supported, expected null");
   }
-  if (m.contains("byte_fallback") && m["byte_fallback"] == true) {
-    fail(where, "model.byte_fallback: expected false (a byte-level BPE needs no fallback)");
-  }
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"] != 0 && m["dropout"] != 0.0) {
     fail(where, "model.dropout: expected null (BPE dropout is for training)");
   }
-  t.ignore_merges_ = m.contains("ignore_merges") && m["ignore_merges"] == true;
+  const auto flag = [&](const char* key) {
+    if (!m.contains(key) || m[key].is_null()) return false;
+    if (!m[key].is_boolean()) fail(where, std::string("model.") + key + ": expected true or false, got " + m[key].dump());
+    return m[key].get<bool>();
+  };
+  t.ignore_merges_ = flag("ignore_merges");
+  t.byte_fallback_ = flag("byte_fallback");
+  t.fuse_unk_ = flag("fuse_unk");
   if (!m.contains("vocab") || !m["vocab"].is_object()) fail(where, "model.vocab: expected an object {token: id}");
   int64_t max_id = -1;
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
@@ -158,75 +125,41 @@ BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) tr
     } else {
       fail(where, at + ": expected \"left right\" or [\"left\", \"right\"], got " + merge.dump());
     }
+    for (const auto* part : {&a, &b}) {
+      if (!t.vocab_.count(*part)) fail(where, at + ": \"" + *part + "\" is not in model.vocab");
+    }
     if (!t.vocab_.count(a + b)) fail(where, at + ": the merged token \"" + a + b + "\" is not in model.vocab");
-    t.merge_rank_.emplace(a + " " + b, rank);  // the first (lowest) rank of a repeated merge wins
+    // A merge listed twice keeps its last rank: tokenizers collects the list into a map.
+    t.merges_[pair_key(t.vocab_[a], t.vocab_[b])] = {rank, t.vocab_[a + b]};
     ++rank;
   }
-
-  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
-    fail(where, "normalizer: expected null (byte-level BPE tokenizers normalize nothing), got type " +
-                    j["normalizer"].value("type", std::string("?")));
-  }
-  // Pre-tokenizer: ByteLevel, or Sequence[Split..., ByteLevel(use_regex=false)].
-  if (!j.contains("pre_tokenizer") || !j["pre_tokenizer"].is_object()) {
-    fail(where, "pre_tokenizer: expected ByteLevel or a Sequence ending in ByteLevel");
-  }
-  std::vector<json> steps;
-  if (j["pre_tokenizer"].value("type", std::string()) == "Sequence") {
-    for (const auto& s : j["pre_tokenizer"].value("pretokenizers", json::array())) steps.push_back(s);
-  } else {
-    steps.push_back(j["pre_tokenizer"]);
-  }
-  bool byte_level = false;
-  for (size_t i = 0; i < steps.size(); ++i) {
-    const auto& s = steps[i];
-    const std::string type = s.value("type", std::string());
-    const std::string at = "pre_tokenizer[" + std::to_string(i) + "]";
-    if (type == "Split") {
-      if (byte_level) fail(where, at + ": Split after ByteLevel is not supported");
-      if (s.value("behavior", std::string()) != "Isolated" || s.value("invert", false)) {
-        fail(where, at + ": expected behavior \"Isolated\" and invert false");
-      }
-      const auto& p = s.value("pattern", json::object());
-      std::string pattern;
-      if (p.contains("Regex") && p["Regex"].is_string()) {
-        pattern = p["Regex"].get<std::string>();
-      } else if (p.contains("String") && p["String"].is_string()) {
-        // A literal: escape it for PCRE2 with \Q...\E.
-        pattern = "\\Q" + p["String"].get<std::string>() + "\\E";
-      } else {
-        fail(where, at + ".pattern: expected {\"Regex\": ...} or {\"String\": ...}");
-      }
-      t.splits_.push_back(std::make_shared<const Regex>(pattern, where + ": " + at));
-    } else if (type == "ByteLevel") {
-      byte_level = true;
-      t.add_prefix_space_ = s.value("add_prefix_space", false);
-      if (s.value("use_regex", true)) t.splits_.push_back(std::make_shared<const Regex>(kGpt2Pattern, where));
-    } else {
-      fail(where, at + ": unsupported pre-tokenizer \"" + type + "\" (expected Split or ByteLevel)");
+  if (m.contains("unk_token") && !m["unk_token"].is_null()) {
+    if (!m["unk_token"].is_string() || !t.vocab_.count(m["unk_token"].get<std::string>())) {
+      fail(where, "model.unk_token: expected a token of model.vocab, got " + m["unk_token"].dump());
     }
+    t.model_unk_ = t.vocab_[m["unk_token"].get<std::string>()];
   }
-  if (!byte_level) fail(where, "pre_tokenizer: expected a ByteLevel step (only byte-level BPE is supported)");
+  t.byte_ids_.assign(256, -1);
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    const auto it = t.vocab_.find(name);
+    if (it != t.vocab_.end()) t.byte_ids_[static_cast<size_t>(b)] = it->second;
+  }
 
-  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
-    for (const auto& a : j["added_tokens"]) {
-      if (!a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 || !a.contains("content") ||
-          !a["content"].is_string() || a["content"].get<std::string>().empty()) {
-        fail(where, "added_tokens: expected {\"id\": non-negative integer, \"content\": non-empty string}, got " + a.dump());
-      }
-      t.added_.emplace_back(a["content"].get<std::string>(), a["id"].get<int64_t>());
-      max_id = std::max(max_id, a["id"].get<int64_t>());
-    }
-  }
-  std::stable_sort(t.added_.begin(), t.added_.end(),
-                   [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  t.normalizer_ = TokenizerNormalizer::from_json(key_or_null(j, "normalizer"), where);
+  t.pre_tokenizer_ = TokenizerPreTokenizer::from_json(key_or_null(j, "pre_tokenizer"), where);
+  t.prepends_space_ = prepends_space(key_or_null(j, "normalizer"), key_or_null(j, "pre_tokenizer"));
+  const auto added = TokenizerAddedTokens::parse(key_or_null(j, "added_tokens"), where);
+  t.added_ = TokenizerAddedTokens(added, t.normalizer_);
+  for (const auto& a : added) max_id = std::max(max_id, a.id);
   t.vocab_size_ = max_id + 1;
   t.id_to_token_.assign(static_cast<size_t>(t.vocab_size_), "");
   t.added_id_.assign(static_cast<size_t>(t.vocab_size_), false);
   for (const auto& [tok, id] : t.vocab_) t.id_to_token_[static_cast<size_t>(id)] = tok;
-  for (const auto& [tok, id] : t.added_) {
-    t.id_to_token_[static_cast<size_t>(id)] = tok;
-    t.added_id_[static_cast<size_t>(id)] = true;
+  for (const auto& a : added) {
+    t.id_to_token_[static_cast<size_t>(a.id)] = a.content;
+    t.added_id_[static_cast<size_t>(a.id)] = true;
   }
   const auto first = [&](std::initializer_list<const char*> names) -> int64_t {
     for (const char* n : names) {
@@ -246,91 +179,110 @@ BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) tr
 }
 
 int64_t BpeTokenizer::token_id(const std::string& token) const {
-  for (const auto& [content, id] : added_) {
-    if (content == token) return id;
-  }
+  const int64_t added = added_.id_of(token);
+  if (added >= 0) return added;
   const auto it = vocab_.find(token);
   return it == vocab_.end() ? -1 : it->second;
 }
 
 std::vector<std::string> BpeTokenizer::pre_tokenize(const std::string& segment) const {
-  std::vector<std::string> pieces = {add_prefix_space_ && (segment.empty() || segment[0] != ' ') ? " " + segment
-                                                                                                  : segment};
-  for (const auto& re : splits_) {
-    std::vector<std::string> next;
-    for (const auto& p : pieces) {
-      for (auto& q : re->split(p)) next.push_back(std::move(q));
-    }
-    pieces.swap(next);
-  }
-  return pieces;
+  return pre_tokenizer_.split(normalizer_.normalize(segment), true, /*map_bytes=*/false);
 }
 
-std::vector<std::string> BpeTokenizer::bpe(const std::string& mapped) const {
-  auto symbols = utf8_chars(mapped);
-  while (symbols.size() > 1) {
-    int64_t best = std::numeric_limits<int64_t>::max();
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      const auto it = merge_rank_.find(symbols[i] + " " + symbols[i + 1]);
-      if (it != merge_rank_.end() && it->second < best) {
-        best = it->second;
-        at = i;
-      }
-    }
-    if (best == std::numeric_limits<int64_t>::max()) break;
-    symbols[at] += symbols[at + 1];
-    symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+std::vector<int64_t> BpeTokenizer::bpe(const std::string& piece) const {
+  if (piece.empty()) return {};
+  if (ignore_merges_) {
+    const auto it = vocab_.find(piece);
+    if (it != vocab_.end()) return {it->second};
   }
-  return symbols;
+  // The word as symbols in a doubly linked list; a merged-away symbol gets len 0.
+  struct Symbol {
+    int64_t id;
+    int64_t prev, next;
+    size_t len;
+  };
+  std::vector<Symbol> sym;
+  const auto add = [&](int64_t id, size_t len) {
+    const auto n = static_cast<int64_t>(sym.size());
+    sym.push_back({id, n - 1, n + 1, len});
+  };
+  int64_t unk_len = 0;  // pending unk symbol (fuse_unk joins consecutive ones)
+  const auto flush_unk = [&] {
+    if (unk_len > 0) add(model_unk_, static_cast<size_t>(unk_len));
+    unk_len = 0;
+  };
+  for (const auto& c : utf8_chars(piece)) {
+    const auto it = vocab_.find(c);
+    if (it != vocab_.end()) {
+      flush_unk();
+      add(it->second, c.size());
+      continue;
+    }
+    if (byte_fallback_ && std::all_of(c.begin(), c.end(), [&](char b) { return byte_ids_[static_cast<unsigned char>(b)] >= 0; })) {
+      // As tokenizers' merge_word: a pending unk is not flushed first, it follows these bytes.
+      for (char b : c) add(byte_ids_[static_cast<unsigned char>(b)], 1);
+      continue;
+    }
+    if (model_unk_ < 0) continue;  // no unk token: tokenizers drops the character
+    if (unk_len > 0 && !fuse_unk_) flush_unk();
+    unk_len += static_cast<int64_t>(c.size());
+  }
+  flush_unk();
+  if (sym.empty()) return {};
+  sym.back().next = -1;
+
+  // Lowest rank first, then leftmost (tokenizers' Merge ordering).
+  struct Merge {
+    int64_t rank;
+    int64_t pos;
+    int64_t new_id;
+    bool operator<(const Merge& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Merge> queue;
+  const auto push = [&](int64_t pos) {
+    if (pos < 0 || sym[static_cast<size_t>(pos)].next < 0) return;
+    const auto it = merges_.find(pair_key(sym[static_cast<size_t>(pos)].id, sym[static_cast<size_t>(sym[static_cast<size_t>(pos)].next)].id));
+    if (it != merges_.end()) queue.push({it->second.first, pos, it->second.second});
+  };
+  for (int64_t i = 0; i + 1 < static_cast<int64_t>(sym.size()); ++i) push(i);
+  // Each round either drops a stale entry or merges (at most sym.size() - 1 merges, each
+  // pushing at most 2 entries): the loop is bounded.
+  while (!queue.empty()) {
+    const Merge top = queue.top();
+    queue.pop();
+    auto& left = sym[static_cast<size_t>(top.pos)];
+    if (left.len == 0 || left.next < 0) continue;
+    const auto right_pos = left.next;
+    auto& right = sym[static_cast<size_t>(right_pos)];
+    // A stale entry: the pair at pos changed since it was queued.
+    const auto now = merges_.find(pair_key(left.id, right.id));
+    if (now == merges_.end() || now->second.second != top.new_id) continue;
+    left.id = top.new_id;
+    left.len += right.len;
+    left.next = right.next;
+    right.len = 0;
+    if (right.next >= 0) sym[static_cast<size_t>(right.next)].prev = top.pos;
+    push(left.prev);
+    push(top.pos);
+  }
+  std::vector<int64_t> ids;
+  for (const auto& s : sym) {
+    if (s.len > 0) ids.push_back(s.id);
+  }
+  return ids;
 }
 
 std::vector<int64_t> BpeTokenizer::encode(const std::string& text) const {
   std::vector<int64_t> ids;
-  const auto& table = byte_to_unicode();
-  const auto encode_segment = [&](const std::string& segment) {
-    if (segment.empty()) return;
-    for (const auto& piece : pre_tokenize(segment)) {
-      std::string mapped;
-      for (unsigned char c : piece) mapped += table[c];
-      if (ignore_merges_) {
-        const auto it = vocab_.find(mapped);
-        if (it != vocab_.end()) {
-          ids.push_back(it->second);
-          continue;
-        }
-      }
-      for (const auto& sym : bpe(mapped)) {
-        const auto it = vocab_.find(sym);
-        if (it != vocab_.end()) {
-          ids.push_back(it->second);
-        } else if (unk_ >= 0) {
-          ids.push_back(unk_);
-        } else {
-          throw std::runtime_error(where_ + ": encode: \"" + sym + "\" is not in the vocabulary and there is no unk token");
-        }
-      }
+  for (const auto& piece : added_.split(text, normalizer_)) {
+    if (piece.id >= 0) {
+      ids.push_back(piece.id);
+      continue;
     }
-  };
-  // Added tokens: leftmost occurrence, longest at that position.
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t best_at = std::string::npos;
-    const std::pair<std::string, int64_t>* best = nullptr;
-    for (const auto& a : added_) {
-      const size_t at = text.find(a.first, pos);
-      if (at != std::string::npos && (at < best_at || (at == best_at && a.first.size() > best->first.size()))) {
-        best_at = at;
-        best = &a;
-      }
+    for (const auto& word : pre_tokenizer_.split(piece.text, piece.at_start)) {
+      const auto w = bpe(word);
+      ids.insert(ids.end(), w.begin(), w.end());
     }
-    if (!best) {
-      encode_segment(text.substr(pos));
-      break;
-    }
-    encode_segment(text.substr(pos, best_at - pos));
-    ids.push_back(best->second);
-    pos = best_at + best->first.size();
   }
   return ids;
 }
@@ -351,13 +303,33 @@ std::string BpeTokenizer::decode(const std::vector<int64_t>& ids) const {
       out += tok;
       continue;
     }
+    if (!pre_tokenizer_.byte_level()) {
+      const auto byte = std::find(byte_ids_.begin(), byte_ids_.end(), id);
+      if (byte_fallback_ && byte != byte_ids_.end()) {
+        out += static_cast<char>(byte - byte_ids_.begin());
+      } else {
+        out += tok;
+      }
+      continue;
+    }
     for (const auto& ch : utf8_chars(tok)) {
       const auto it = inverse.find(ch);
       if (it == inverse.end()) throw std::runtime_error(where_ + ": decode: token \"" + tok + "\" is not byte-level");
       out += static_cast<char>(it->second);
     }
   }
-  return out;
+  if (pre_tokenizer_.byte_level()) return out;
+  // Sentencepiece-style: "▁" is a space, less the one prepended to the text.
+  std::string spaced;
+  const std::string bar = "\xE2\x96\x81";
+  size_t pos = 0;
+  for (size_t at; (at = out.find(bar, pos)) != std::string::npos; pos = at + bar.size()) {
+    spaced.append(out, pos, at - pos);
+    spaced += ' ';
+  }
+  spaced.append(out, pos, std::string::npos);
+  if (prepends_space_ && !spaced.empty() && spaced[0] == ' ') spaced.erase(0, 1);
+  return spaced;
 }
 
 }  // namespace lorascope

@@ -3,7 +3,7 @@
 # checked), built into build-fuzz/.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   TARGET: config records mail tokenizer safetensors
-#                                         bpe_tokenizer (default: all)
+#                                         bpe_tokenizer wordpiece_tokenizer (default: all)
 #
 # SECONDS = 0 runs every target once over its committed seeds in tests/fuzz/corpus/TARGET (CI);
 # otherwise each target fuzzes for SECONDS, keeping new inputs in build-fuzz/corpus/TARGET (the
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(config records mail tokenizer safetensors bpe_tokenizer)
+[ ${#targets[@]} -eq 0 ] && targets=(config records mail tokenizer safetensors bpe_tokenizer wordpiece_tokenizer)
 scripts/setup_deps.sh clang libclang-rt-14-dev
 cmake -S . -B build-fuzz -DLORASCOPE_BUILD_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,5 +1,5 @@
-// libFuzzer target: loading a Hugging Face tokenizer.json as byte-level BPE
-// (data/bpe_tokenizer.cpp: vocabulary, merges, added tokens, PCRE2 pre-tokenizer patterns), then
+// libFuzzer target: loading a Hugging Face tokenizer.json as BPE (data/bpe_tokenizer.cpp:
+// vocabulary, merges, added tokens, normalizers, pre-tokenizers with PCRE2 patterns), then
 // encoding and decoding with whatever loaded. A bad file must give an error, never a crash, and
 // every id an accepted tokenizer produces must lie inside its vocabulary.
 #include <cstddef>
@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (j.is_discarded()) return 0;
   try {
     const auto tok = lorascope::BpeTokenizer::from_json(j, "fuzz/tokenizer.json");
-    for (const std::string text : {"the cat sat on the mat, 1/2 of it.", " Hello\n\n  world's <s>caf\xc3\xa9</s>"}) {
+    for (const std::string& text : std::vector<std::string>{"the cat sat on the mat, 1/2 of it.", " Hello\n\n  world's <s>caf\xc3\xa9</s>",
+                                   "The <mask> sat. \xF0\x91\xBD\x90\xF0\x90\xB5\x80 \xE4\xB8\xAD \xFF\xFE <0x41>",
+                                   std::string(3000, 'a')}) {
       const auto ids = tok.encode(text);
       for (int64_t id : ids) {
         if (id < 0 || id >= tok.vocab_size()) std::abort();
