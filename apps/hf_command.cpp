@@ -1,6 +1,6 @@
-// lorascope hf logits | random-adapter | tokenize: Hugging Face checkpoints, PEFT adapters and
-// tokenizers from the command line. tests/interop/ drives these against transformers, peft and
-// tokenizers on the same inputs.
+// lorascope hf logits | embed | random-adapter | tokenize: Hugging Face checkpoints, PEFT
+// adapters and tokenizers from the command line. tests/interop/ drives these against
+// transformers, peft and tokenizers on the same inputs.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/hf_embed.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
 #include "models/lora.h"
@@ -33,6 +34,7 @@ struct HfArgs {
   int64_t num_labels = 0, r = 8, seed = 0;
   double alpha = 16, b_std = 0.02;
   std::vector<std::string> targets = {"q_proj", "v_proj"};
+  HfEmbedOptions embed;
 };
 
 // Bad input of any kind is a usage error (exit 2) with the message of the file that failed.
@@ -175,6 +177,13 @@ Command add_hf_command(CLI::App& app) {
       ->check(CLI::IsMember({"float32", "bfloat16", "float64"}));
   lg->add_option("--device", a->device, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   lg->add_option("--seed", a->seed, "seed of a fresh head");
+  auto* em = hf->add_subcommand("embed", "last hidden states and pooled sentence embeddings of a BERT-family checkpoint");
+  em->add_option("--model", a->embed.model, "HF checkpoint directory (BERT / RoBERTa; modules.json read if present)")->required();
+  em->add_option("--ids", a->ids, "JSON {\"input_ids\": [[...]], \"attention_mask\": [[...]]}")->required();
+  em->add_option("--out", a->embed.out, "output .safetensors: last_hidden_state (B, T, C), embeddings (B, C)")->required();
+  em->add_option("--pooling", a->embed.pooling, "pooler | cls | mean (default: the checkpoint's)")
+      ->check(CLI::IsMember({"pooler", "cls", "mean"}));
+  auto* normalize = em->add_flag("--normalize,!--no-normalize", "L2-normalize the embeddings (default: the checkpoint's)");
   auto* ra = hf->add_subcommand("random-adapter", "attach LoRA with a random (nonzero) B and export it as PEFT");
   ra->add_option("--model", a->model, "HF checkpoint directory")->required();
   ra->add_option("--out", a->out, "adapter directory to write")->required();
@@ -194,8 +203,15 @@ Command add_hf_command(CLI::App& app) {
   tk->add_flag("--pairs", a->pairs, "each line is TEXT<tab>PAIR (output as with --special-tokens)");
   tk->add_option("--max-len", a->max_len, "with --special-tokens: truncate (longest first) to this many ids")
       ->check(CLI::NonNegativeNumber);
-  return [a, lg, ra, tk]() -> int {
+  return [a, lg, em, normalize, ra, tk]() -> int {
     if (lg->parsed()) return guarded([&] { logits(*a); });
+    if (em->parsed()) {
+      return guarded([&] {
+        const auto [ids, mask] = read_ids(a->ids);
+        if (normalize->count() > 0) a->embed.normalize = normalize->as<bool>() ? 1 : 0;
+        hf_embed(a->embed, ids, mask);
+      });
+    }
     if (ra->parsed()) return guarded([&] { random_adapter(*a); });
     if (tk->parsed()) return guarded([&] { tokenize(*a); });
     return 2;

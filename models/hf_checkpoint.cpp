@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/sentence_pooling.h"
+
 namespace lorascope {
 
 namespace fs = std::filesystem;
@@ -142,9 +144,11 @@ bool ignorable(const std::string& hf, const std::string& family, const SequenceM
     if (hf == "score.weight") return model.head() != "classification";
     return false;
   }
-  // MLM heads and RoBERTa's pooler (unused by RobertaForSequenceClassification).
+  // MLM heads, RoBERTa's pooler (unused by RobertaForSequenceClassification), and BERT's when
+  // the head reads the pooled tokens instead.
+  const bool pooler = hf.rfind(body_prefix(family) + "pooler.", 0) == 0 || hf.rfind("pooler.", 0) == 0;
   return hf.rfind("lm_head.", 0) == 0 || hf.rfind("cls.", 0) == 0 ||
-         (family == "roberta" && (hf.rfind("roberta.pooler.", 0) == 0 || hf.rfind("pooler.", 0) == 0));
+         (pooler && (family == "roberta" || model.config().pooling != "pooler"));
 }
 
 }  // namespace
@@ -236,7 +240,23 @@ HfModelInfo parse_hf_config(const json& j, const std::string& where) try {
   throw std::runtime_error(where + ": unexpected JSON structure (" + e.what() + ")");
 }
 
-HfModelInfo read_hf_config(const std::string& dir) {
+namespace {
+
+// Appends the command that fetches dir's model to an error about it, when there is one.
+template <typename F>
+auto with_fetch_hint(const std::string& dir, F f) -> decltype(f()) {
+  const std::string fetch = fetch_command_for(dir);
+  if (fetch.empty()) return f();
+  try {
+    return f();
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    if (what.find(fetch) != std::string::npos) throw;
+    throw std::runtime_error(what + "; " + fetch + " fetches it");
+  }
+}
+
+HfModelInfo read_config_json(const std::string& dir) {
   const std::string path = (fs::path(dir) / "config.json").string();
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": not found (a Hugging Face model directory has config.json)");
@@ -249,10 +269,40 @@ HfModelInfo read_hf_config(const std::string& dir) {
   return parse_hf_config(j, path);
 }
 
+}  // namespace
+
+std::string fetch_command_for(const std::string& dir) {
+  fs::path p = fs::path(dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // "DIR/"
+  return p.filename() == "all-MiniLM-L6-v2" ? "bash scripts/fetch_model.sh" : "";
+}
+
+void check_fetched_model(const std::string& dir) {
+  if (fetch_command_for(dir).empty()) return;
+  with_fetch_hint(dir, [&] {
+    if (!fs::is_directory(dir)) throw std::runtime_error(dir + ": model directory not found");
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"}) {
+      const auto path = fs::path(dir) / f;
+      if (!fs::is_regular_file(path)) throw std::runtime_error(path.string() + ": missing");
+    }
+    (void)SafetensorsCheckpoint(dir);  // header, offsets and the file's size agree
+  });
+}
+
+HfModelInfo read_hf_config(const std::string& dir) {
+  return with_fetch_hint(dir, [&] {
+    check_fetched_model(dir);
+    auto info = read_config_json(dir);
+    if (info.family != "llama") read_sentence_transformers_modules(dir, info.config);
+    return info;
+  });
+}
+
 bool is_hf_checkpoint_dir(const std::string& dir) {
   const fs::path d(dir);
-  return fs::exists(d / "config.json") &&
-         (fs::exists(d / "model.safetensors") || fs::exists(d / "model.safetensors.index.json"));
+  return (fs::exists(d / "config.json") &&
+          (fs::exists(d / "model.safetensors") || fs::exists(d / "model.safetensors.index.json"))) ||
+         !fetch_command_for(dir).empty();
 }
 
 HfLoadReport load_hf_weights(SequenceModel& model, const SafetensorsCheckpoint& ckpt) {
@@ -322,13 +372,19 @@ HfLoadReport load_hf_weights(SequenceModel& model, const SafetensorsCheckpoint& 
 
 std::shared_ptr<SequenceModel> load_hf_model(const std::string& dir, const std::string& head, int64_t num_labels,
                                              at::Generator& gen, HfLoadReport* report) {
-  const auto info = read_hf_config(dir);
-  const SafetensorsCheckpoint ckpt(dir);
-  if (head == "classification" && num_labels <= 0) num_labels = info.num_labels > 0 ? info.num_labels : 2;
-  auto model = make_model(info.config, head, head == "classification" ? num_labels : 0, gen);
-  auto r = load_hf_weights(*model, ckpt);
-  if (report) *report = r;
-  return model;
+  return load_hf_model(dir, read_hf_config(dir), head, num_labels, gen, report);
+}
+
+std::shared_ptr<SequenceModel> load_hf_model(const std::string& dir, const HfModelInfo& info, const std::string& head,
+                                             int64_t num_labels, at::Generator& gen, HfLoadReport* report) {
+  return with_fetch_hint(dir, [&] {
+    const SafetensorsCheckpoint ckpt(dir);
+    if (head == "classification" && num_labels <= 0) num_labels = info.num_labels > 0 ? info.num_labels : 2;
+    auto model = make_model(info.config, head, head == "classification" ? num_labels : 0, gen);
+    auto r = load_hf_weights(*model, ckpt);
+    if (report) *report = r;
+    return model;
+  });
 }
 
 }  // namespace lorascope

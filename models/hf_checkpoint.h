@@ -12,6 +12,8 @@
 // classifier.out_proj (the same tanh(dense(h_0)) -> linear head as RoBERTa's).
 // The task head (lm_head of an untied LLaMA excepted) may be absent from the checkpoint: a body
 // (MaskedLM, CausalLM for classification) gets a fresh head, which the load report lists.
+// With pooling "cls" / "mean" (a sentence-transformers checkpoint, models/sentence_pooling.h)
+// the head is classifier.out_proj alone and a saved pooler is ignored.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -35,9 +37,21 @@ struct HfModelInfo {
 
 // Parses config.json (where names it in errors: "DIR/config.json: KEY: expected ...").
 HfModelInfo parse_hf_config(const nlohmann::json& j, const std::string& where);
+// config.json, then a sentence-transformers modules.json beside it (pooling and Normalize,
+// models/sentence_pooling.h). A fetched model's directory is checked whole first
+// (check_fetched_model), and its errors end with the command that fetches it.
 HfModelInfo read_hf_config(const std::string& dir);
-// True when dir holds config.json and model.safetensors(.index.json).
+// True when dir holds config.json and model.safetensors(.index.json), or is named as a model
+// scripts/fetch_model.sh fetches (so that a damaged one is reported as such).
 bool is_hf_checkpoint_dir(const std::string& dir);
+
+// Models fetched into the cache by a script (all-MiniLM-L6-v2: scripts/fetch_model.sh), known by
+// their directory's name: the command that fetches dir's model, or "" for any other directory.
+std::string fetch_command_for(const std::string& dir);
+// For such a directory: throws one line naming what is missing or damaged (the directory,
+// config.json, model.safetensors whose header must agree with its size, tokenizer.json) and the
+// command that fetches it. Does nothing for other directories.
+void check_fetched_model(const std::string& dir);
 
 std::string hf_family(const TransformerConfig& config);  // "llama" | "roberta" | "bert"
 // lorascope parameter name -> HF name and back (identity except for BERT, see above).
@@ -58,6 +72,10 @@ HfLoadReport load_hf_weights(SequenceModel& model, const SafetensorsCheckpoint& 
 // checkpoint's) -> weights. The head's fresh parameters are drawn from gen.
 std::shared_ptr<SequenceModel> load_hf_model(const std::string& dir, const std::string& head,
                                              int64_t num_labels, at::Generator& gen,
+                                             HfLoadReport* report = nullptr);
+// The same with info read (and, e.g., its pooling changed) by the caller.
+std::shared_ptr<SequenceModel> load_hf_model(const std::string& dir, const HfModelInfo& info,
+                                             const std::string& head, int64_t num_labels, at::Generator& gen,
                                              HfLoadReport* report = nullptr);
 
 }  // namespace lorascope

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "models/sentence_pooling.h"
+
 namespace lorascope {
 
 namespace {
@@ -94,15 +96,23 @@ RobertaSequenceModel::RobertaSequenceModel(const TransformerConfig& c, int64_t n
   }
   roberta = register_module("roberta", std::make_shared<RobertaModel>(c, gen));
   auto head = register_module("classifier", holder("RobertaClassificationHead"));
-  classifier_dense = head->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, gen));
+  if (c.pooling == "pooler") {
+    classifier_dense = head->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, gen));
+  }
   classifier_out_proj =
       head->register_module("out_proj", std::make_shared<Linear>(c.hidden_size, num_labels, true, gen));
 }
 
 at::Tensor RobertaSequenceModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
-  const auto h = roberta->forward(input_ids, attention_mask);  // (B, T, C)
-  const auto cls = h.select(1, 0);                             // <s>: (B, C)
-  return classifier_out_proj->forward(at::tanh(classifier_dense->forward(cls)));  // (B, num_labels)
+  const auto h = roberta->forward(input_ids, attention_mask);   // (B, T, C)
+  return classifier_out_proj->forward(pooled(h, attention_mask));  // (B, num_labels)
+}
+
+at::Tensor RobertaSequenceModel::pooled(const at::Tensor& h, const at::Tensor& attention_mask) {
+  const auto& c = roberta->config;
+  const auto x = c.pooling == "pooler" ? at::tanh(classifier_dense->forward(h.select(1, 0)))  // <s> / [CLS]
+                                       : pool_tokens(h, attention_mask, c.pooling);         // (B, C)
+  return c.normalize_pooled ? l2_normalize(x) : x;
 }
 
 }  // namespace lorascope

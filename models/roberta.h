@@ -5,7 +5,8 @@
 //   logits = out_proj(tanh(dense(h[:, 0])))                                         (<s> token)
 // pos = pad_token_id + cumsum(mask) for tokens, pad_token_id for padding (RoBERTa's offset), so
 // max_positions must be at least T + pad_token_id + 1. BERT (positions "absolute") uses 0 .. T-1
-// and is otherwise the same network (its pooler + classifier are classifier.dense / out_proj). Padded keys are masked out additively.
+// and is otherwise the same network (its pooler + classifier are classifier.dense / out_proj).
+// Padded keys are masked out additively.
 // No dropout: the harness compares optimizers, and dropout would only add noise to that.
 #pragma once
 
@@ -43,10 +44,14 @@ class RobertaModel : public torch::nn::Module {
 };
 
 // RobertaForSequenceClassification: "roberta", "classifier.dense", "classifier.out_proj".
+// config.pooling "cls" / "mean" (models/sentence_pooling.h) has no classifier.dense: the head
+// is out_proj on the (optionally normalized) pooled tokens.
 class RobertaSequenceModel : public SequenceModel {
  public:
   RobertaSequenceModel(const TransformerConfig& c, int64_t num_labels, at::Generator& gen);
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) override;
+  // What the head reads: h (B, T, C) of roberta->forward -> (B, C).
+  at::Tensor pooled(const at::Tensor& h, const at::Tensor& attention_mask);
   const TransformerConfig& config() const override { return roberta->config; }
   std::string head() const override { return "classification"; }
   std::string head_module() const override { return "classifier"; }

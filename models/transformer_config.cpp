@@ -1,6 +1,7 @@
 #include "models/transformer_config.h"
 
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace lorascope {
@@ -56,7 +57,9 @@ nlohmann::json TransformerConfig::to_json() const {
           {"rope_low_freq_factor", rope_low_freq_factor},
           {"rope_high_freq_factor", rope_high_freq_factor},
           {"rope_original_max_positions", rope_original_max_positions},
-          {"positions", positions}};
+          {"positions", positions},
+          {"pooling", pooling},
+          {"normalize_pooled", normalize_pooled}};
 }
 
 // The size keys are required (a model's shape should never come from a default); the rest
@@ -113,11 +116,12 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j, const st
   };
   c.rope_type = read_choice("rope_type", {"default", "linear", "llama3"}, d.rope_type);
   c.positions = read_choice("positions", {"padding_offset", "absolute"}, d.positions);
-  if (j.contains("tie_embeddings")) {
-    if (!j.at("tie_embeddings").is_boolean()) {
-      fail(where, "tie_embeddings", "true or false", j.at("tie_embeddings").dump());
-    }
-    c.tie_embeddings = j.at("tie_embeddings").get<bool>();
+  c.pooling = read_choice("pooling", {"pooler", "cls", "mean"}, d.pooling);
+  for (auto [key, flag] : {std::pair<const char*, bool*>{"tie_embeddings", &c.tie_embeddings},
+                           {"normalize_pooled", &c.normalize_pooled}}) {
+    if (!j.contains(key)) continue;
+    if (!j.at(key).is_boolean()) fail(where, key, "true or false", j.at(key).dump());
+    *flag = j.at(key).get<bool>();
   }
 
   // Relations between keys, reported at the key that has to change.
@@ -141,6 +145,11 @@ TransformerConfig TransformerConfig::from_json(const nlohmann::json& j, const st
   if (c.arch == "llama" && c.head_dim() % 2 != 0) {
     fail(where, "num_heads", "an even head_dim = hidden_size / num_heads for rotary positions",
          "head_dim " + n(c.head_dim()));
+  }
+  if (c.arch == "llama" && (c.pooling != d.pooling || c.normalize_pooled)) {
+    fail(where, c.pooling != d.pooling ? "pooling" : "normalize_pooled",
+         "the default for llama (its classifier reads the last token)",
+         c.pooling != d.pooling ? "\"" + c.pooling + "\"" : "true");
   }
   if (c.pad_token_id >= c.vocab_size) {
     fail(where, "pad_token_id", "an id below vocab_size (" + n(c.vocab_size) + ")", n(c.pad_token_id));

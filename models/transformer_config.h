@@ -38,6 +38,12 @@ struct TransformerConfig {
   // roberta: "padding_offset" (RoBERTa: pad_token_id + 1 + index among the tokens) or
   // "absolute" (BERT: 0 .. T-1).
   std::string positions = "padding_offset";
+  // roberta: what the classification head reads (models/sentence_pooling.h): "pooler" (HF's
+  // heads: tanh(dense(h_0)), BERT's pooler / RoBERTa's classifier.dense), "cls" (h_0) or "mean"
+  // (sentence-transformers' mask-weighted mean); normalize_pooled L2-normalizes it first
+  // (sentence-transformers' Normalize). llama pools its last token and takes neither.
+  std::string pooling = "pooler";
+  bool normalize_pooled = false;
 
   nlohmann::json to_json() const;
   // Throws std::runtime_error("WHERE: KEY: expected ...") on missing/invalid keys.

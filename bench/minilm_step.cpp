@@ -1,0 +1,166 @@
+// Time of one LoRA fine-tuning step of MiniLM (all-MiniLM-L6-v2: BERT, 6 layers, width 384) on
+// the CPU, to size README command (1): LoRA r on query and value, the head on the mean-pooled,
+// normalized embedding trained in full, cross-entropy, backward, optimizer step; and the
+// no-grad forward that evaluation costs. Token ids are random (the time does not depend on them),
+// every row full length (no padding). One JSON object per sequence length.
+//
+//   build/bench/minilm_step --model .cache/models/all-MiniLM-L6-v2 --threads 2 --seqs 64,128,256
+//
+// Without --model (or when it is missing) the same shapes are initialised at random.
+#include <ATen/CPUGeneratorImpl.h>
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/hf_checkpoint.h"
+#include "models/lora.h"
+#include "models/sequence_model.h"
+#include "optim/adamw.h"
+#include "optim/muon.h"
+#include "trainer/threads.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+lorascope::TransformerConfig minilm_config() {
+  lorascope::TransformerConfig c;
+  c.arch = "roberta";
+  c.positions = "absolute";
+  c.vocab_size = 30522;
+  c.hidden_size = 384;
+  c.num_layers = 6;
+  c.num_heads = 12;
+  c.num_kv_heads = 12;
+  c.intermediate_size = 1536;
+  c.max_positions = 512;
+  c.layer_norm_eps = 1e-12;
+  c.type_vocab_size = 2;
+  c.pad_token_id = 0;
+  c.pooling = "mean";
+  c.normalize_pooled = true;
+  return c;
+}
+
+// CPU time of the whole process (all threads), ms: on a shared machine wall time also counts
+// the waits for a core; CPU time / threads is what a quiet machine would take at best.
+double cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"MiniLM LoRA step time on the CPU"};
+  std::string model_dir, optim = "adamw";
+  int threads = 2, steps = 5, warmup = 2;
+  int64_t batch = 16, r = 8;
+  std::vector<int64_t> seqs = {64, 128, 256};
+  app.add_option("--model", model_dir, "MiniLM checkpoint directory (default: random weights)");
+  app.add_option("--threads", threads, "intra-op threads");
+  app.add_option("--batch", batch, "sequences per step");
+  app.add_option("--seqs", seqs, "sequence lengths")->delimiter(',');
+  app.add_option("--steps", steps, "timed steps per length");
+  app.add_option("--warmup", warmup, "untimed steps first");
+  app.add_option("--r", r, "LoRA rank");
+  app.add_option("--optim", optim, "adamw | muon (Newton-Schulz) | specgd (exact)")
+      ->check(CLI::IsMember({"adamw", "muon", "specgd"}));
+  CLI11_PARSE(app, argc, argv);
+  lorascope::configure_threads(threads);
+
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  std::shared_ptr<lorascope::SequenceModel> model;
+  const bool real = !model_dir.empty() && std::filesystem::exists(model_dir + "/model.safetensors");
+  if (real) {
+    model = lorascope::load_hf_model(model_dir, "classification", 2, gen);
+  } else {
+    model = lorascope::make_model(minilm_config(), "classification", 2, gen);
+  }
+  lorascope::LoraConfig lora;
+  lora.r = r;
+  lora.alpha = 2.0 * r;
+  lora.targets = {"query", "value"};
+  lora.modules_to_save = {model->head_module()};
+  const auto adapters = lorascope::attach_lora(*model, lora, gen);
+  std::vector<at::Tensor> matrices, rest;
+  for (const auto& a : adapters) matrices.push_back(a.A), matrices.push_back(a.B);
+  for (const auto& p : model->named_parameters()) {
+    if (p.value().requires_grad() && p.key().find(".lora_") == std::string::npos) rest.push_back(p.value());
+  }
+  std::vector<std::unique_ptr<lorascope::Optimizer>> optimizers;
+  if (optim == "adamw") {
+    auto all = matrices;
+    all.insert(all.end(), rest.begin(), rest.end());
+    optimizers.push_back(std::make_unique<lorascope::AdamW>(all, lorascope::AdamWOptions{}));
+  } else {
+    lorascope::MuonOptions mo;
+    mo.nesterov = true;
+    if (optim == "specgd") {
+      mo.momentum = 0;
+      mo.ortho.kind = lorascope::OrthoKind::Exact;
+    }
+    optimizers.push_back(std::make_unique<lorascope::Muon>(matrices, mo));
+    optimizers.push_back(std::make_unique<lorascope::AdamW>(rest, lorascope::AdamWOptions{}));
+  }
+  const auto vocab = model->config().vocab_size;
+  for (int64_t T : seqs) {
+    const auto ids = at::randint(1000, vocab, {batch, T}, gen, at::kLong);
+    const auto mask = at::ones({batch, T}, at::kLong);
+    const auto labels = at::randint(0, 2, {batch}, gen, at::kLong);
+    model->train();
+    std::vector<double> train_ms, eval_ms, train_cpu_ms, eval_cpu_ms;
+    for (int s = 0; s < warmup + steps; ++s) {
+      const auto t0 = Clock::now();
+      const double c0 = cpu_ms();
+      const auto loss = at::cross_entropy_loss(model->forward(ids, mask), labels);
+      loss.backward();
+      for (auto& o : optimizers) o->step();
+      for (auto& p : model->parameters()) {
+        if (p.grad().defined()) p.mutable_grad().zero_();
+      }
+      if (s >= warmup) {
+        train_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        train_cpu_ms.push_back(cpu_ms() - c0);
+      }
+    }
+    model->eval();
+    {
+      at::NoGradGuard ng;
+      for (int s = 0; s < warmup + steps; ++s) {
+        const auto t0 = Clock::now();
+        const double c0 = cpu_ms();
+        (void)model->forward(ids, mask).sum().item<float>();
+        if (s >= warmup) {
+          eval_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+          eval_cpu_ms.push_back(cpu_ms() - c0);
+        }
+      }
+    }
+    const double tr = median(train_ms), ev = median(eval_ms);
+    const nlohmann::json out = {{"bench", "minilm-step"}, {"weights", real ? model_dir : "random"},
+                                {"threads", threads},     {"optim", optim},
+                                {"batch", batch},         {"seq", T},
+                                {"r", r},                 {"train_step_ms", tr},
+                                {"eval_batch_ms", ev},    {"train_tokens_per_s", 1000.0 * batch * T / tr},
+                                {"train_ms_min", *std::min_element(train_ms.begin(), train_ms.end())},
+                                {"train_cpu_ms", median(train_cpu_ms)}, {"eval_cpu_ms", median(eval_cpu_ms)}};
+    std::printf("%s\n", out.dump().c_str());
+    std::fflush(stdout);
+  }
+  return 0;
+}
