@@ -12,7 +12,9 @@ and each gradient (LoRA A and B of every adapted layer, the modules_to_save para
 Losses: causal LM, transformers' labels = input_ids with -100 at padding (shifted inside the
 model); lorascope's trainer takes next-token labels already aligned (labels[t] = input_ids[t+1],
 -100 at padding and the last position), so the same targets are passed in each side's convention.
-Mean over the counted tokens. Classification: mean cross entropy over the rows.
+Mean over the counted tokens; no target is predicted from a pad position (a left-padded row's
+first token), whose logits transformers leaves undefined. Classification: mean cross entropy over
+the rows (one row right-padded, one left-padded).
 """
 import os
 
@@ -47,7 +49,7 @@ def batch(torch, vocab, pad, B=3, T=12):
     ids = torch.randint(3, vocab, (B, T), generator=g)
     mask = torch.ones(B, T, dtype=torch.long)
     mask[1, T - 4:] = 0
-    mask[2, T - 7:] = 0
+    mask[2, :5] = 0  # left-padded
     ids[mask == 0] = pad
     return ids, mask
 
@@ -84,6 +86,9 @@ def one_case(a, rep, torch, transformers, peft, models, name, arch, targets, rsl
     ids, mask = batch(torch, base_cfg["vocab_size"], base_cfg["pad_token_id"])
     if task == "CAUSAL_LM":
         hf_labels = ids.masked_fill(mask == 0, -100)
+        # A left-padded row's first real token would be predicted from a pad query, which
+        # transformers leaves undefined (nothing to attend to): no target there on either side.
+        hf_labels[:, 1:][mask[:, :-1] == 0] = -100
         ls_labels = torch.full_like(ids, -100)
         ls_labels[:, :-1] = hf_labels[:, 1:]
     else:
