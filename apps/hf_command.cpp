@@ -1,22 +1,28 @@
-// lorascope hf logits | embed | random-adapter | tokenize: Hugging Face checkpoints, PEFT
+// lorascope hf logits | embed | random-adapter | merge | tokenize: Hugging Face checkpoints, PEFT
 // adapters and tokenizers from the command line. tests/interop/ drives these against
 // transformers, peft and tokenizers on the same inputs.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
 #include "apps/commands.h"
 #include "apps/hf_embed.h"
 #include "data/tokenizer.h"
 #include "models/hf_checkpoint.h"
+#include "models/llama.h"
 #include "models/lora.h"
 #include "models/peft_adapter.h"
+#include "models/roberta.h"
 #include "models/safetensors.h"
+#include "trainer/autocast_guard.h"
 #include "trainer/config.h"
 #include "trainer/device.h"
 
@@ -27,12 +33,13 @@ using nlohmann::json;
 namespace {
 
 struct HfArgs {
-  std::string model, adapter, ids, out, head = "causal_lm", dtype = "float32", device = "cpu";
+  std::string model, adapter, ids, out, head = "causal_lm", dtype = "float32", device = "cpu", autocast = "none";
   std::string tokenizer, input;
   bool special_tokens = false, pairs = false;  // tokenize: post-processor, tab-separated pairs
   int64_t max_len = 0;
   int64_t num_labels = 0, r = 8, seed = 0;
   double alpha = 16, b_std = 0.02;
+  bool rslora = false;
   std::vector<std::string> targets = {"q_proj", "v_proj"};
   HfEmbedOptions embed;
 };
@@ -89,12 +96,45 @@ at::ScalarType parse_dtype(const std::string& d) {
   return d == "float64" ? at::kDouble : d == "bfloat16" ? at::kBFloat16 : at::kFloat;
 }
 
+// "auto": the head the checkpoint's architecture names (a bare body: "hidden").
+std::string resolve_head(const std::string& head, const std::string& dir) {
+  if (head != "auto") return head;
+  const auto arch = read_hf_config(dir).architecture;
+  const auto has = [&](const char* s) { return arch.find(s) != std::string::npos; };
+  return has("ForSequenceClassification") ? "classification"
+         : has("ForMaskedLM")             ? "masked_lm"
+         : has("ForCausalLM")             ? "causal_lm"
+                                          : "hidden";
+}
+
+// The model that carries a body for --head hidden: its own head where the checkpoint has one,
+// else a fresh classification head (never used).
+std::string loading_head(const std::string& head, const std::string& dir) {
+  if (head != "hidden") return head;
+  const auto info = read_hf_config(dir);
+  return info.family == "llama" ? "causal_lm" : "classification";
+}
+
+// The body's last hidden state (B, T, C); for BERT / RoBERTa also pooler_output =
+// tanh(dense(h[:, 0])), the pooler that lorascope keeps as classifier.dense.
+std::map<std::string, at::Tensor> hidden_outputs(SequenceModel& model, const at::Tensor& ids, const at::Tensor& mask) {
+  if (auto* llama = dynamic_cast<LlamaSequenceModel*>(&model)) {
+    return {{"last_hidden_state", llama->model->forward(ids, mask)}};
+  }
+  auto& roberta = dynamic_cast<RobertaSequenceModel&>(model);
+  const auto h = roberta.roberta->forward(ids, mask);
+  std::map<std::string, at::Tensor> out = {{"last_hidden_state", h}};
+  if (roberta.classifier_dense) out["pooler_output"] = at::tanh(roberta.classifier_dense->forward(h.select(1, 0)));
+  return out;
+}
+
 void logits(const HfArgs& a) {
   const auto [ids, mask] = read_ids(a.ids);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
   HfLoadReport report;
-  auto model = load_hf_model(a.model, a.head, a.num_labels, gen, &report);
-  if (!report.fresh.empty()) {
+  const std::string head = resolve_head(a.head, a.model);
+  auto model = load_hf_model(a.model, loading_head(head, a.model), a.num_labels, gen, &report);
+  if (!report.fresh.empty() && head != "hidden") {
     std::fprintf(stderr, "hf logits: %zu head tensors are not in the checkpoint (fresh, seed %lld)\n",
                  report.fresh.size(), static_cast<long long>(a.seed));
   }
@@ -108,9 +148,41 @@ void logits(const HfArgs& a) {
   model->to(parse_dtype(a.dtype));
   model->eval();
   at::NoGradGuard no_grad;
-  const auto out = model->forward(ids.to(device), mask.to(device)).to(at::kFloat).cpu();
-  save_safetensors({{"logits", out}}, a.out, {{"model", a.model}, {"dtype", a.dtype}});
-  std::fprintf(stderr, "hf logits: %s %s -> %s\n", c10::str(out.sizes()).c_str(), a.dtype.c_str(), a.out.c_str());
+  std::map<std::string, at::Tensor> out;
+  {
+    // --autocast bfloat16: the trainer's bf16=true forward (float32 weights, bf16 matmuls).
+    AutocastGuard autocast(device.type(), a.autocast == "bfloat16");
+    if (head == "hidden") {
+      out = hidden_outputs(*model, ids.to(device), mask.to(device));
+    } else {
+      out["logits"] = model->forward(ids.to(device), mask.to(device));
+    }
+  }
+  for (auto& [name, t] : out) t = t.to(at::kFloat).cpu();
+  save_safetensors(out, a.out, {{"model", a.model}, {"dtype", a.dtype}, {"autocast", a.autocast}, {"head", head}});
+  std::fprintf(stderr, "hf logits: %s %s -> %s\n", c10::str(out.begin()->second.sizes()).c_str(), a.dtype.c_str(),
+               a.out.c_str());
+}
+
+// The base model with the adapter merged into its weights (W + scaling B A), as an HF checkpoint
+// directory: config.json copied, model.safetensors under HF's parameter names.
+void merge(const HfArgs& a) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(a.seed));
+  auto model = load_hf_model(a.model, loading_head(resolve_head(a.head, a.model), a.model), a.num_labels, gen);
+  load_peft_adapter(*model, a.adapter);
+  merge_lora(*model);
+  const std::string family = hf_family(model->config());
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& p : model->named_parameters(true)) {
+    if (p.key().find(".lora_") != std::string::npos) continue;
+    tensors[hf_parameter_name(p.key(), family)] = p.value().detach();
+  }
+  namespace fs = std::filesystem;
+  fs::create_directories(a.out);
+  save_safetensors(tensors, (fs::path(a.out) / "model.safetensors").string(), {{"format", "pt"}});
+  fs::copy_file(fs::path(a.model) / "config.json", fs::path(a.out) / "config.json",
+                fs::copy_options::overwrite_existing);
+  std::fprintf(stderr, "hf merge: %zu tensors -> %s\n", tensors.size(), a.out.c_str());
 }
 
 void random_adapter(const HfArgs& a) {
@@ -120,6 +192,7 @@ void random_adapter(const HfArgs& a) {
   lora.r = a.r;
   lora.alpha = a.alpha;
   lora.targets = a.targets;
+  lora.rslora = a.rslora;
   if (model->head() == "classification") lora.modules_to_save = {model->head_module()};
   attach_lora(*model, lora, gen);
   // PEFT's init has B = 0, an adapter that changes nothing; a random B makes the export testable.
@@ -171,12 +244,24 @@ Command add_hf_command(CLI::App& app) {
   lg->add_option("--ids", a->ids, "JSON {\"input_ids\": [[...]], \"attention_mask\": [[...]]}")->required();
   lg->add_option("--out", a->out, "output .safetensors with tensor \"logits\" (float32)")->required();
   lg->add_option("--adapter", a->adapter, "PEFT adapter directory to apply");
-  lg->add_option("--head", a->head, "causal_lm | classification")->check(CLI::IsMember({"causal_lm", "classification"}));
+  lg->add_option("--head", a->head,
+                 "causal_lm | classification | masked_lm | hidden (the body's last hidden state) | auto (the "
+                 "checkpoint's architecture)")
+      ->check(CLI::IsMember({"causal_lm", "classification", "masked_lm", "hidden", "auto"}));
   lg->add_option("--num-labels", a->num_labels, "classification: labels (default: the checkpoint's)");
   lg->add_option("--dtype", a->dtype, "float32 | bfloat16 | float64")
       ->check(CLI::IsMember({"float32", "bfloat16", "float64"}));
   lg->add_option("--device", a->device, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   lg->add_option("--seed", a->seed, "seed of a fresh head");
+  lg->add_option("--autocast", a->autocast, "none | bfloat16 (float32 weights, bf16 autocast, as bf16=true trains)")
+      ->check(CLI::IsMember({"none", "bfloat16"}));
+  auto* mg = hf->add_subcommand("merge", "merge a PEFT adapter into its base model and write an HF checkpoint");
+  mg->add_option("--model", a->model, "HF checkpoint directory")->required();
+  mg->add_option("--adapter", a->adapter, "PEFT adapter directory")->required();
+  mg->add_option("--out", a->out, "directory to write (config.json, model.safetensors)")->required();
+  mg->add_option("--head", a->head, "causal_lm | classification | masked_lm | auto")
+      ->check(CLI::IsMember({"causal_lm", "classification", "masked_lm", "auto"}));
+  mg->add_option("--num-labels", a->num_labels, "classification: labels (default: the checkpoint's)");
   auto* em = hf->add_subcommand("embed", "last hidden states and pooled sentence embeddings of a BERT-family checkpoint");
   em->add_option("--model", a->embed.model, "HF checkpoint directory (BERT / RoBERTa; modules.json read if present)")->required();
   em->add_option("--ids", a->ids, "JSON {\"input_ids\": [[...]], \"attention_mask\": [[...]]}")->required();
@@ -194,6 +279,7 @@ Command add_hf_command(CLI::App& app) {
   ra->add_option("--targets", a->targets, "module names")->delimiter(',');
   ra->add_option("--seed", a->seed, "seed");
   ra->add_option("--b-std", a->b_std, "std of lora_B");
+  ra->add_flag("--rslora", a->rslora, "scaling alpha / sqrt(r) instead of alpha / r");
   auto* tk = hf->add_subcommand("tokenize", "encode each line of a file as a JSON list per line (special tokens: --special-tokens)");
   tk->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model")->required();
   tk->add_option("--in", a->input, "UTF-8 text, one example per line")->required();
@@ -203,8 +289,9 @@ Command add_hf_command(CLI::App& app) {
   tk->add_flag("--pairs", a->pairs, "each line is TEXT<tab>PAIR (output as with --special-tokens)");
   tk->add_option("--max-len", a->max_len, "with --special-tokens: truncate (longest first) to this many ids")
       ->check(CLI::NonNegativeNumber);
-  return [a, lg, em, normalize, ra, tk]() -> int {
+  return [a, lg, em, normalize, mg, ra, tk]() -> int {
     if (lg->parsed()) return guarded([&] { logits(*a); });
+    if (mg->parsed()) return guarded([&] { merge(*a); });
     if (em->parsed()) {
       return guarded([&] {
         const auto [ids, mask] = read_ids(a->ids);

@@ -115,6 +115,9 @@ const std::vector<std::pair<std::string, std::string>> kBertNames = {
     {"classifier.dense.", "bert.pooler.dense."},
     {"classifier.out_proj.", "classifier."},
     {"roberta.", "bert."},
+    {"lm_head.dense.", "cls.predictions.transform.dense."},
+    {"lm_head.layer_norm.", "cls.predictions.transform.LayerNorm."},
+    {"lm_head.bias", "cls.predictions.bias"},
 };
 
 std::string swap_prefix(const std::string& name, bool to_hf) {

@@ -9,7 +9,9 @@
 //                                                                            positions "absolute"
 // Names: lorascope's are HF's (models/sequence_model.h) except BERT's, whose body "bert." is
 // lorascope's "roberta." and whose pooler + classifier are lorascope's classifier.dense +
-// classifier.out_proj (the same tanh(dense(h_0)) -> linear head as RoBERTa's).
+// classifier.out_proj (the same tanh(dense(h_0)) -> linear head as RoBERTa's), and whose MLM
+// head cls.predictions.{transform.dense, transform.LayerNorm, bias} is lorascope's
+// lm_head.{dense, layer_norm, bias} (RoBERTa's names).
 // The task head (lm_head of an untied LLaMA excepted) may be absent from the checkpoint: a body
 // (MaskedLM, CausalLM for classification) gets a fresh head, which the load report lists.
 // With pooling "cls" / "mean" (a sentence-transformers checkpoint, models/sentence_pooling.h)
@@ -68,7 +70,7 @@ struct HfLoadReport {
 // shape mismatch, or a checkpoint tensor the model has no place for.
 HfLoadReport load_hf_weights(SequenceModel& model, const SafetensorsCheckpoint& checkpoint);
 
-// config.json -> model (head "causal_lm" | "classification"; num_labels <= 0 takes the
+// config.json -> model (head "causal_lm" | "classification" | "masked_lm"; num_labels <= 0 takes the
 // checkpoint's) -> weights. The head's fresh parameters are drawn from gen.
 std::shared_ptr<SequenceModel> load_hf_model(const std::string& dir, const std::string& head,
                                              int64_t num_labels, at::Generator& gen,

@@ -58,6 +58,28 @@ void validate(const LoraConfig& c) {
   if (c.targets.empty() && c.target_regex.empty()) {
     fail("targets", "at least one target name or a target_regex", "none");
   }
+  for (const auto& [pattern, r] : c.rank_pattern) {
+    if (r < 1) fail("rank_pattern." + pattern, "an integer >= 1", std::to_string(r));
+  }
+  for (const auto& [pattern, alpha] : c.alpha_pattern) {
+    if (!(alpha > 0) || !std::isfinite(alpha)) fail("alpha_pattern." + pattern, "a positive number", std::to_string(alpha));
+  }
+}
+
+// PEFT's get_pattern_key: the first pattern P with re.match(r"(.*\.)?(P)$", name).
+template <typename V>
+const std::pair<std::string, V>* pattern_for(const std::vector<std::pair<std::string, V>>& patterns,
+                                             const std::string& name, const char* key) {
+  for (const auto& p : patterns) {
+    std::regex re;
+    try {
+      re = std::regex("(.*\\.)?(" + p.first + ")", std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      fail(key, "valid regular expressions as keys", "\"" + p.first + "\" (" + e.what() + ")");
+    }
+    if (std::regex_match(name, re)) return &p;
+  }
+  return nullptr;
 }
 
 // Which linear layers get an adapter. Throws for a target that matches nothing.
@@ -101,9 +123,9 @@ std::vector<NamedLinear> select_targets(const std::vector<NamedLinear>& linears,
   return kept;
 }
 
-// Adds the adapter to one layer with the configured init (see LoraConfig::init).
-void init_adapter(Linear& lin, const LoraConfig& c, double scaling, at::Generator& gen) {
-  const int64_t r = c.r, in = lin.in_features(), out = lin.out_features();
+// Adds the adapter of rank r to one layer with the configured init (see LoraConfig::init).
+void init_adapter(Linear& lin, const LoraConfig& c, int64_t r, double scaling, at::Generator& gen) {
+  const int64_t in = lin.in_features(), out = lin.out_features();
   const auto f64 = at::TensorOptions().dtype(at::kDouble);
   if (c.init == "peft") {
     // Kaiming-uniform with a = sqrt(5): bound = sqrt(6 / ((1 + a^2) fan_in)) = 1 / sqrt(in).
@@ -159,6 +181,16 @@ bool is_adapter_parameter(const std::string& name) {
 
 }  // namespace
 
+std::pair<int64_t, double> lora_rank_alpha(const LoraConfig& config, const std::string& name) {
+  const auto* r = pattern_for(config.rank_pattern, name, "rank_pattern");
+  const auto* alpha = pattern_for(config.alpha_pattern, name, "alpha_pattern");
+  return {r ? r->second : config.r, alpha ? alpha->second : config.alpha};
+}
+
+double lora_scaling(const LoraConfig& config, int64_t r, double alpha) {
+  return config.rslora ? alpha / std::sqrt(double(r)) : alpha / double(r);
+}
+
 std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& config, at::Generator& gen) {
   validate(config);
   const auto targets = select_targets(linear_layers(model), config);
@@ -167,13 +199,16 @@ std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& 
   for (const auto& nl : targets) {
     if (nl.second->has_adapter()) throw std::runtime_error("lora: " + nl.first + " already has an adapter");
     const int64_t k = std::min(nl.second->in_features(), nl.second->out_features());
-    if (config.init == "spectral" && config.r > k) {
+    const int64_t r = lora_rank_alpha(config, nl.first).first;
+    if (config.init == "spectral" && r > k) {
       fail("r", "at most min(out, in) = " + std::to_string(k) + " of " + nl.first + " for spectral init",
-           std::to_string(config.r));
+           std::to_string(r));
     }
   }
-  const double scaling = config.rslora ? config.alpha / std::sqrt(double(config.r)) : config.alpha / config.r;
-  for (const auto& nl : targets) init_adapter(*nl.second, config, scaling, gen);
+  for (const auto& nl : targets) {
+    const auto [r, alpha] = lora_rank_alpha(config, nl.first);
+    init_adapter(*nl.second, config, r, lora_scaling(config, r, alpha), gen);
+  }
 
   freeze_for_lora(model, prefixes);
   return find_adapters(model);

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lorascope {
@@ -36,7 +37,17 @@ struct LoraConfig {
   double init_scale = 1e-3;
   // Modules trained in full besides the adapters (e.g. the classifier head "score").
   std::vector<std::string> modules_to_save;
+  // PEFT's rank_pattern / alpha_pattern: a module whose dotted name matches a pattern (regex on
+  // the name's tail, (.*\.)?(PATTERN)$, the first matching pattern in order) gets that r / alpha
+  // instead of r / alpha. Scaling is then alpha_m / r_m (alpha_m / sqrt(r_m) with rslora).
+  std::vector<std::pair<std::string, int64_t>> rank_pattern;
+  std::vector<std::pair<std::string, double>> alpha_pattern;
 };
+
+// r and alpha of the module `name` under the config's patterns (PEFT's get_pattern_key).
+std::pair<int64_t, double> lora_rank_alpha(const LoraConfig& config, const std::string& name);
+// alpha / r, or alpha / sqrt(r) with rslora.
+double lora_scaling(const LoraConfig& config, int64_t r, double alpha);
 
 // A view of one attached adapter for monitors, optimizers and checkpoints.
 struct AdapterRef {

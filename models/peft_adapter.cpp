@@ -38,6 +38,34 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+template <typename V>
+json patterns(const std::vector<std::pair<std::string, V>>& list) {
+  json out = json::object();
+  for (const auto& [pattern, value] : list) out[pattern] = value;
+  return out;
+}
+
+// rank_pattern / alpha_pattern in the file's order (PEFT takes the first matching pattern, in
+// dict order; nlohmann::json sorts keys, ordered_json keeps them).
+std::vector<std::pair<std::string, double>> read_patterns(const std::string& path, const std::string& key, bool integer) {
+  std::ifstream in(path);
+  const auto j = nlohmann::ordered_json::parse(in);
+  std::vector<std::pair<std::string, double>> out;
+  if (!j.contains(key) || j.at(key).is_null()) return out;
+  const auto& obj = j.at(key);
+  if (!obj.is_object()) throw std::runtime_error(path + ": " + key + ": expected an object, got " + obj.dump());
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const auto& v = it.value();
+    const bool ok = integer ? v.is_number_integer() && v.get<int64_t>() >= 1 : v.is_number() && v.get<double>() > 0;
+    if (!ok) {
+      throw std::runtime_error(path + ": " + key + "." + it.key() + ": expected " +
+                               (integer ? "an integer >= 1" : "a positive number") + ", got " + v.dump());
+    }
+    out.emplace_back(it.key(), v.get<double>());
+  }
+  return out;
+}
+
 }  // namespace
 
 json peft_adapter_config(const LoraConfig& lora, const std::string& task_type, const std::string& family,
@@ -66,8 +94,8 @@ json peft_adapter_config(const LoraConfig& lora, const std::string& task_type, c
           {"modules_to_save", saved.empty() ? json(nullptr) : json(saved)},
           {"layers_to_transform", nullptr},
           {"layers_pattern", nullptr},
-          {"rank_pattern", json::object()},
-          {"alpha_pattern", json::object()},
+          {"rank_pattern", patterns(lora.rank_pattern)},
+          {"alpha_pattern", patterns(lora.alpha_pattern)},
           {"inference_mode", true},
           {"revision", nullptr}};
 }
@@ -131,8 +159,6 @@ LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
   };
   if (!is_off("use_dora")) bad("use_dora", "DoRA is not supported; expected false");
   if (!is_off("fan_in_fan_out")) bad("fan_in_fan_out", "expected false (Conv1D layers are not supported)");
-  if (!is_off("rank_pattern")) bad("rank_pattern", "per-module ranks are not supported; expected {}");
-  if (!is_off("alpha_pattern")) bad("alpha_pattern", "per-module alphas are not supported; expected {}");
   if (c.contains("bias") && c["bias"] != "none") bad("bias", "expected \"none\" (trained biases are not supported)");
 
   LoraConfig lora;
@@ -149,7 +175,18 @@ LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
   } else if (c.contains("target_modules") && c["target_modules"].is_string()) {
     lora.target_regex = c["target_modules"].get<std::string>();
   }
-  const double scaling = lora.rslora ? lora.alpha / std::sqrt(double(lora.r)) : lora.alpha / double(lora.r);
+  for (const auto& [pattern, r] : read_patterns(cfg_path, "rank_pattern", true)) {
+    lora.rank_pattern.emplace_back(pattern, static_cast<int64_t>(r));
+  }
+  lora.alpha_pattern = read_patterns(cfg_path, "alpha_pattern", false);
+  // PEFT matches the patterns against its (Hugging Face) module names.
+  const auto rank_alpha = [&](const std::string& module) {
+    try {
+      return lora_rank_alpha(lora, hf_parameter_name(module, family));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(cfg_path + ": " + e.what());
+    }
+  };
 
   const SafetensorsFile file(st_path);
   auto linears = linear_layers_by_name(model);
@@ -185,10 +222,11 @@ LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
       throw std::runtime_error(st_path + ": " + key + ": has only one of lora_A / lora_B");
     }
     if (lin.has_adapter()) throw std::runtime_error(st_path + ": " + module + " already has an adapter");
-    const std::vector<int64_t> a_shape = {lora.r, lin.in_features()}, b_shape = {lin.out_features(), lora.r};
+    const int64_t r = rank_alpha(module).first;
+    const std::vector<int64_t> a_shape = {r, lin.in_features()}, b_shape = {lin.out_features(), r};
     if (!ab.first.sizes().equals(a_shape) || !ab.second.sizes().equals(b_shape)) {
       throw std::runtime_error(st_path + ": " + key + ": expected lora_A " + c10::str(at::IntArrayRef(a_shape)) +
-                               " and lora_B " + c10::str(at::IntArrayRef(b_shape)) + " (r = " + std::to_string(lora.r) +
+                               " and lora_B " + c10::str(at::IntArrayRef(b_shape)) + " (r = " + std::to_string(r) +
                                " from adapter_config.json), got " + c10::str(ab.first.sizes()) + " and " +
                                c10::str(ab.second.sizes()));
     }
@@ -212,7 +250,10 @@ LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
     at::NoGradGuard no_grad;
     for (const auto& [name, t] : saved) params.at(name).copy_(t);
   }
-  for (const auto& [module, ab] : adapters) linears.at(module)->add_adapter(ab.first, ab.second, scaling, lora.dropout);
+  for (const auto& [module, ab] : adapters) {
+    const auto [r, alpha] = rank_alpha(module);
+    linears.at(module)->add_adapter(ab.first, ab.second, lora_scaling(lora, r, alpha), lora.dropout);
+  }
   lora.modules_to_save.assign(saved_modules.begin(), saved_modules.end());
   std::vector<std::string> prefixes;
   for (const auto& m : saved_modules) prefixes.push_back(m + ".");

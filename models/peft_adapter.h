@@ -7,6 +7,8 @@
 //                                 ...lora_B.weight (out, r), and modules_to_save parameters as
 //                                 base_model.model.<HF parameter name> (PEFT drops the adapter
 //                                 name and the "modules_to_save" level on save).
+// rank_pattern / alpha_pattern give some modules their own r / alpha (models/lora.h); PEFT matches
+// them against Hugging Face module names, and so does the loader here.
 // Module paths are Hugging Face's (models/hf_checkpoint.h), so an adapter trained here loads onto
 // the transformers model of the same checkpoint, and one trained with PEFT loads here.
 #pragma once
@@ -30,7 +32,7 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::
 // Attaches the adapters stored in dir to a model without adapters, loads modules_to_save
 // parameters, and freezes everything else (ready for evaluation or continued training).
 // Returns the adapter's LoraConfig. Throws naming the file and key: unsupported settings (DoRA,
-// fan_in_fan_out, bias other than "none", rank/alpha patterns), a module the model does not
+// fan_in_fan_out, bias other than "none"), a module the model does not
 // have, a shape mismatch, r not matching the config.
 LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir);
 

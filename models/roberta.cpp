@@ -89,22 +89,38 @@ at::Tensor RobertaModel::forward(const at::Tensor& input_ids, const at::Tensor& 
   return h;
 }
 
-RobertaSequenceModel::RobertaSequenceModel(const TransformerConfig& c, int64_t num_labels,
-                                           at::Generator& gen) {
-  if (num_labels < 1) {
+RobertaSequenceModel::RobertaSequenceModel(const TransformerConfig& c, const std::string& head,
+                                           int64_t num_labels, at::Generator& gen)
+    : head_(head) {
+  if (head != "classification" && head != "masked_lm") {
+    throw std::invalid_argument("roberta: head: expected \"classification\" or \"masked_lm\" (an encoder has no "
+                                "causal_lm head), got \"" + head + "\"");
+  }
+  if (head == "classification" && num_labels < 1) {
     throw std::invalid_argument("roberta: num_labels: expected >= 1, got " + std::to_string(num_labels));
   }
   roberta = register_module("roberta", std::make_shared<RobertaModel>(c, gen));
-  auto head = register_module("classifier", holder("RobertaClassificationHead"));
+  if (head == "masked_lm") {
+    auto lm = register_module("lm_head", holder("RobertaLMHead"));
+    lm_dense = lm->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, gen));
+    lm_norm = lm->register_module("layer_norm", std::make_shared<LayerNorm>(c.hidden_size, c.layer_norm_eps));
+    lm_bias = lm->register_parameter("bias", at::zeros({c.vocab_size}));
+    return;
+  }
+  auto cls = register_module("classifier", holder("RobertaClassificationHead"));
   if (c.pooling == "pooler") {
-    classifier_dense = head->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, gen));
+    classifier_dense = cls->register_module("dense", std::make_shared<Linear>(c.hidden_size, c.hidden_size, true, gen));
   }
   classifier_out_proj =
-      head->register_module("out_proj", std::make_shared<Linear>(c.hidden_size, num_labels, true, gen));
+      cls->register_module("out_proj", std::make_shared<Linear>(c.hidden_size, num_labels, true, gen));
 }
 
 at::Tensor RobertaSequenceModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
-  const auto h = roberta->forward(input_ids, attention_mask);   // (B, T, C)
+  const auto h = roberta->forward(input_ids, attention_mask);  // (B, T, C)
+  if (lm_dense) {  // exact erf GELU, then the decoder tied to the word embeddings
+    const auto x = lm_norm->forward(at::gelu(lm_dense->forward(h)));       // (B, T, C)
+    return at::linear(x, roberta->word_embeddings->weight, lm_bias);        // (B, T, vocab)
+  }
   return classifier_out_proj->forward(pooled(h, attention_mask));  // (B, num_labels)
 }
 

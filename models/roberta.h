@@ -3,6 +3,7 @@
 //   per layer: h = LayerNorm(h + dense(attn(query(h), key(h), value(h))))        (attention)
 //              h = LayerNorm(h + dense(gelu(dense(h))))                            (MLP)
 //   logits = out_proj(tanh(dense(h[:, 0])))                                         (<s> token)
+//   masked_lm: logits = LayerNorm(gelu(dense(h))) E^T + bias, E = word_embeddings  (lm_head)
 // pos = pad_token_id + cumsum(mask) for tokens, pad_token_id for padding (RoBERTa's offset), so
 // max_positions must be at least T + pad_token_id + 1. BERT (positions "absolute") uses 0 .. T-1
 // and is otherwise the same network (its pooler + classifier are classifier.dense / out_proj).
@@ -43,21 +44,34 @@ class RobertaModel : public torch::nn::Module {
   std::vector<std::shared_ptr<RobertaLayer>> layers;
 };
 
-// RobertaForSequenceClassification: "roberta", "classifier.dense", "classifier.out_proj".
+// RobertaForSequenceClassification: "roberta", "classifier.dense", "classifier.out_proj";
 // config.pooling "cls" / "mean" (models/sentence_pooling.h) has no classifier.dense: the head
 // is out_proj on the (optionally normalized) pooled tokens.
+// RobertaForMaskedLM (head "masked_lm"): "roberta", "lm_head.dense", "lm_head.layer_norm",
+// "lm_head.bias", the decoder tied to roberta.embeddings.word_embeddings (as transformers ties it).
 class RobertaSequenceModel : public SequenceModel {
  public:
-  RobertaSequenceModel(const TransformerConfig& c, int64_t num_labels, at::Generator& gen);
+  RobertaSequenceModel(const TransformerConfig& c, int64_t num_labels, at::Generator& gen)
+      : RobertaSequenceModel(c, "classification", num_labels, gen) {}
+  // head "classification" (num_labels >= 1) or "masked_lm"
+  RobertaSequenceModel(const TransformerConfig& c, const std::string& head, int64_t num_labels,
+                       at::Generator& gen);
+  // classification (B, num_labels), masked_lm (B, T, vocab)
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) override;
   // What the head reads: h (B, T, C) of roberta->forward -> (B, C).
   at::Tensor pooled(const at::Tensor& h, const at::Tensor& attention_mask);
   const TransformerConfig& config() const override { return roberta->config; }
-  std::string head() const override { return "classification"; }
-  std::string head_module() const override { return "classifier"; }
+  std::string head() const override { return head_; }
+  std::string head_module() const override { return head_ == "masked_lm" ? "lm_head" : "classifier"; }
 
   std::shared_ptr<RobertaModel> roberta;
-  std::shared_ptr<Linear> classifier_dense, classifier_out_proj;
+  std::shared_ptr<Linear> classifier_dense, classifier_out_proj;  // classification
+  std::shared_ptr<Linear> lm_dense;                                // masked_lm
+  std::shared_ptr<LayerNorm> lm_norm;
+  at::Tensor lm_bias;  // (vocab)
+
+ private:
+  std::string head_;
 };
 
 // RoBERTa's position ids: (B, T) -> (B, T), pad_token_id + 1, + 2, ... over tokens, pad_token_id

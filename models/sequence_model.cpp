@@ -12,11 +12,7 @@ std::shared_ptr<SequenceModel> make_model(const TransformerConfig& config, const
   TransformerConfig::from_json(config.to_json(), "model");  // the same checks as a config file
   if (config.arch == "llama") return std::make_shared<LlamaSequenceModel>(config, head, num_labels, gen);
   if (config.arch == "roberta") {
-    if (head != "classification") {
-      throw std::invalid_argument("roberta: head: expected \"classification\" (an encoder has no causal_lm head), got \"" +
-                                  head + "\"");
-    }
-    return std::make_shared<RobertaSequenceModel>(config, num_labels, gen);
+    return std::make_shared<RobertaSequenceModel>(config, head, num_labels, gen);
   }
   throw std::logic_error("make_model: unreachable arch " + config.arch);
 }

@@ -5,6 +5,7 @@
 //                                                     "score"); roberta uses <s> (HF
 //                                                     RobertaForSequenceClassification, head
 //                                                     "classifier.dense" / "classifier.out_proj")
+//   masked_lm:       (B, T) -> (B, T, vocab)          (roberta / bert only: HF *ForMaskedLM)
 // Parameter names follow Hugging Face exactly (model.layers.0.self_attn.q_proj.weight,
 // roberta.encoder.layer.0.attention.self.query.weight, ...).
 #pragma once
@@ -23,7 +24,7 @@ class SequenceModel : public torch::nn::Module {
   // input_ids: (B, T) int64; attention_mask: (B, T) int64/bool, 1 = real token, 0 = padding.
   virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) = 0;
   virtual const TransformerConfig& config() const = 0;
-  virtual std::string head() const = 0;  // "causal_lm" | "classification"
+  virtual std::string head() const = 0;  // "causal_lm" | "classification" | "masked_lm"
   // Names of the head's parameters' modules ("lm_head", "score", "classifier"): trained in
   // full during fine-tuning when listed in modules_to_save.
   virtual std::string head_module() const = 0;

@@ -1,5 +1,7 @@
 #include "models/spectral_stats.h"
 
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
+
 #include <Eigen/Dense>
 #include <Eigen/SVD>
 

@@ -14,6 +14,7 @@
 #include "models/hf_checkpoint.h"
 #include "models/rope.h"
 #include "models/safetensors.h"
+#include "models/roberta.h"
 #include "models/transformer_layers.h"
 
 namespace lorascope {
@@ -328,6 +329,69 @@ TEST(HfLoadTest, BertNamesAndAbsolutePositions) {
   const auto a = m->forward(ids, {}), b = roberta->forward(ids, {});
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-5);
   EXPECT_TRUE(at::equal(a, src->forward(ids, {})));
+}
+
+// The masked-LM head (RobertaForMaskedLM / BertForMaskedLM): loaded under HF's names (BERT's
+// cls.predictions.*) and computed as LayerNorm(gelu(dense(h))) E^T + bias with the decoder tied
+// to the word embeddings, written out here from the body's output.
+TEST(HfLoadTest, MaskedLmHeadLoadsAndMatchesTheFormula) {
+  for (const std::string arch : {"RobertaForMaskedLM", "BertForMaskedLM"}) {
+    const bool bert = arch == "BertForMaskedLM";
+    const auto cfg = tiny_roberta_config(arch);
+    const auto info = parse_hf_config(cfg, "c");
+    auto src = random_model(info, "masked_lm", 0, 8);
+    EXPECT_EQ(src->head_module(), "lm_head");
+    auto state = hf_state(*src);
+    if (bert) {
+      std::map<std::string, at::Tensor> renamed;
+      for (const auto& [n, t] : state) {
+        std::string hf = n.rfind("roberta.", 0) == 0 ? "bert." + n.substr(8) : n;
+        if (n.rfind("lm_head.dense.", 0) == 0) hf = "cls.predictions.transform.dense." + n.substr(14);
+        if (n.rfind("lm_head.layer_norm.", 0) == 0) hf = "cls.predictions.transform.LayerNorm." + n.substr(19);
+        if (n == "lm_head.bias") hf = "cls.predictions.bias";
+        renamed[hf] = t;
+      }
+      state = renamed;
+      EXPECT_TRUE(state.count("cls.predictions.transform.LayerNorm.weight"));
+    }
+    TempDir dir(bert ? "hf_bert_mlm" : "hf_roberta_mlm_head");
+    write_dir(dir, cfg, state);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+    HfLoadReport report;
+    auto m = load_hf_model(dir.path.string(), "masked_lm", 0, gen, &report);
+    EXPECT_TRUE(report.fresh.empty()) << arch;
+    EXPECT_TRUE(report.ignored.empty()) << arch;
+    m->eval();
+    at::NoGradGuard ng;
+    const auto ids = ids_for(60);
+    auto mask = at::ones_like(ids);
+    mask[1].narrow(0, 6, 3).fill_(0);
+    const auto logits = m->forward(ids, mask);
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{2, 9, 60}));
+    EXPECT_TRUE(at::equal(logits, src->forward(ids, mask))) << arch;
+    auto& r = dynamic_cast<RobertaSequenceModel&>(*m);
+    const auto h = r.roberta->forward(ids, mask).to(at::kDouble);
+    auto p = m->named_parameters();
+    const auto d = [&](const std::string& n) { return p[n].to(at::kDouble); };
+    auto x = at::matmul(h, d("lm_head.dense.weight").t()) + d("lm_head.dense.bias");
+    x = 0.5 * x * (1 + at::erf(x / std::sqrt(2.0)));  // exact GELU
+    const auto mu = x.mean(-1, true), var = (x - mu).pow(2).mean(-1, true);
+    x = (x - mu) / at::sqrt(var + info.config.layer_norm_eps) * d("lm_head.layer_norm.weight") +
+        d("lm_head.layer_norm.bias");
+    const auto expected = at::matmul(x, d("roberta.embeddings.word_embeddings.weight").t()) + d("lm_head.bias");
+    EXPECT_LT((logits.to(at::kDouble) - expected).abs().max().item<double>(),
+              1e-5 * expected.abs().max().item<double>()) << arch;
+  }
+  // An encoder body has no masked-LM head to load: an error naming the missing tensor.
+  const auto body_cfg = tiny_roberta_config("RobertaModel");
+  auto body = random_model(parse_hf_config(body_cfg, "c"), "classification", 2, 3);
+  auto state = hf_state(*body);
+  for (auto it = state.begin(); it != state.end();) it = it->first.rfind("classifier.", 0) == 0 ? state.erase(it) : ++it;
+  TempDir dir("hf_roberta_body_mlm");
+  write_dir(dir, body_cfg, state);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const auto e = error_of([&] { load_hf_model(dir.path.string(), "masked_lm", 0, gen); });
+  EXPECT_NE(e.find("missing tensor \"lm_head."), std::string::npos) << e;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "error_of.h"
 #include "data_fixtures.h"
@@ -159,7 +160,11 @@ TEST(PeftAdapterTest, UnsupportedOrMismatchedAdaptersAreRejected) {
   };
   expect_error([](json& j) { j["use_dora"] = true; }, cfg_path + ": use_dora: DoRA is not supported");
   expect_error([](json& j) { j["bias"] = "all"; }, cfg_path + ": bias: expected \"none\"");
-  expect_error([](json& j) { j["rank_pattern"] = {{"q_proj", 2}}; }, "rank_pattern: per-module ranks are not supported");
+  expect_error([](json& j) { j["rank_pattern"] = {{"q_proj", 2}}; },
+               "base_model.model.model.layers.0.self_attn.q_proj: expected lora_A [2, 16] and lora_B [16, 2] (r = 2 from "
+               "adapter_config.json), got [4, 16] and [16, 4]");
+  expect_error([](json& j) { j["rank_pattern"] = {{"q_proj", 0}}; }, cfg_path + ": rank_pattern.q_proj: expected an integer >= 1");
+  expect_error([](json& j) { j["alpha_pattern"] = {{"(q_proj", 2}}; }, cfg_path + ": lora: alpha_pattern: expected valid regular expressions");
   expect_error([](json& j) { j["peft_type"] = "IA3"; }, "peft_type: expected \"LORA\"");
   expect_error([](json& j) { j["r"] = 8; },
                "base_model.model.model.layers.0.self_attn.q_proj: expected lora_A [8, 16] and lora_B [16, 8] (r = 8 from "
@@ -185,6 +190,50 @@ TEST(PeftAdapterTest, UnsupportedOrMismatchedAdaptersAreRejected) {
             std::string::npos);
   EXPECT_NE(error_of([&] { save_peft_adapter(*fresh, lora, (dir.path / "n").string()); }).find("no LoRA adapters"),
             std::string::npos);
+}
+
+// PEFT's rank_pattern / alpha_pattern: per-module r and alpha, a pattern matching the module
+// name's dotted tail, the first matching pattern in the file's order; exported and re-imported.
+TEST(PeftAdapterTest, RankAndAlphaPatternsGivePerModuleRanksAndScalings) {
+  auto c = fixtures::tiny_config("llama");
+  LoraConfig lora;
+  lora.r = 4;
+  lora.alpha = 8;
+  lora.targets = {"q_proj", "v_proj"};
+  // The first pattern wins even though the second matches too (PEFT: dict order).
+  lora.rank_pattern = {{"layers\\.1\\.self_attn\\.q_proj", 2}, {"q_proj", 3}};
+  lora.alpha_pattern = {{"v_proj", 12}};
+  for (const bool rslora : {false, true}) {
+    lora.rslora = rslora;
+    auto m = base(c, "causal_lm", 0);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
+    const auto adapters = attach_lora(*m, lora, gen);
+    randomise_adapters(*m, 5);
+    const auto scale = [&](int64_t r, double alpha) { return rslora ? alpha / std::sqrt(double(r)) : alpha / r; };
+    std::map<std::string, std::pair<int64_t, double>> expected = {
+        {"model.layers.0.self_attn.q_proj", {3, scale(3, 8)}}, {"model.layers.1.self_attn.q_proj", {2, scale(2, 8)}},
+        {"model.layers.0.self_attn.v_proj", {4, scale(4, 12)}}, {"model.layers.1.self_attn.v_proj", {4, scale(4, 12)}}};
+    ASSERT_EQ(adapters.size(), 4u);
+    for (const auto& a : adapters) {
+      EXPECT_EQ(a.A.size(0), expected.at(a.name).first) << a.name;
+      EXPECT_EQ(a.B.size(1), expected.at(a.name).first) << a.name;
+      EXPECT_DOUBLE_EQ(a.scaling, expected.at(a.name).second) << a.name;
+    }
+    TempDir dir("peft_patterns");
+    save_peft_adapter(*m, lora, dir.path.string());
+    const auto cfg = json::parse(std::ifstream(dir.path / "adapter_config.json"));
+    EXPECT_EQ(cfg["rank_pattern"]["q_proj"], 3);
+    EXPECT_EQ(cfg["alpha_pattern"]["v_proj"], 12);
+    auto loaded = base(c, "causal_lm", 0);
+    const auto back = load_peft_adapter(*loaded, dir.path.string());
+    ASSERT_EQ(back.rank_pattern.size(), 2u);
+    EXPECT_EQ(back.rank_pattern[0].first, "layers\\.1\\.self_attn\\.q_proj");  // the file's order kept
+    for (const auto& a : find_adapters(*loaded)) EXPECT_DOUBLE_EQ(a.scaling, expected.at(a.name).second) << a.name;
+    m->eval();
+    loaded->eval();
+    at::NoGradGuard ng;
+    EXPECT_TRUE(at::equal(loaded->forward(ids(), {}), m->forward(ids(), {})));
+  }
 }
 
 }  // namespace

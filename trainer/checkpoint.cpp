@@ -1,5 +1,7 @@
 #include "trainer/checkpoint.h"
 
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>

@@ -1,5 +1,7 @@
 #include "trainer/grad_reducer.h"
 
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
+
 #include <chrono>
 #include <map>
 #include <string>
