@@ -50,9 +50,12 @@ if [ -z "$build_dir" ]; then
 fi
 export LORASCOPE_INTEROP_DRIVER=$build_dir/tests/lorascope_interop_driver
 stamp "$build_dir/lorascope and $LORASCOPE_INTEROP_DRIVER ready"
-# The datasets some checks read (tokenizers on real text); idempotent, and a check that finds no
+# The datasets some checks read (tokenizers on real text) and the MiniLM checkpoint
+# (check_embeddings); idempotent, and a check that finds no
 # data says so itself.
 [ -d "$root/.cache/data/brown" ] || bash scripts/fetch_data.sh || echo "interop: fetch_data.sh failed" >&2
+[ -f "$root/.cache/models/all-MiniLM-L6-v2/model.safetensors" ] || bash scripts/fetch_model.sh \
+  || echo "interop: fetch_model.sh failed" >&2
 [ -n "$py" ] || py=$(bash scripts/reference_env.sh | tail -1)
 stamp "reference environment ready: $py"
 

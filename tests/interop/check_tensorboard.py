@@ -181,6 +181,10 @@ def synthetic_run(work):
     return d
 
 
+# interop.sh runs each check from tests/interop; configs are named from the repository root.
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lorascope", required=True)
@@ -200,12 +204,12 @@ def main():
     def finetune():
         base_out, ft_out = os.path.join(a.work, "pretrain"), os.path.join(a.work, "finetune")
         common = ["--threads", "2"]
-        run([exe, *common, "pretrain", "--config", "configs/lm/pretrain_brown.json", "--out", base_out, "--overwrite",
+        run([exe, *common, "pretrain", "--config", os.path.join(REPO, "configs/lm/pretrain_brown.json"), "--out", base_out, "--overwrite",
              "--set", "name=tiny", "--set", "model.hidden_size=32", "--set", "model.num_layers=2",
              "--set", "model.intermediate_size=64", "--set", "tokenizer.vocab_size=300", "--set", "data.limit=200",
              "--set", "data.max_len=32", "--set", "train.max_steps=5", "--set", "train.batch_size=8",
              "--set", f"data.path={data}/brown"])
-        run([exe, *common, "finetune", "--config", "configs/lm/compare_spam.json", "--out", ft_out, "--overwrite",
+        run([exe, *common, "finetune", "--config", os.path.join(REPO, "configs/lm/compare_spam.json"), "--out", ft_out, "--overwrite",
              "--set", f"base={base_out}/tiny", "--set", f"data.path={data}/spam-assassin", "--set", "data.limit=120", "--set", "data.max_len=32",
              "--set", "train.max_steps=30", "--set", "train.batch_size=8", "--set", "train.log_every=5",
              "--set", "monitor.every=5", "--set", "train.eval_every=10", "--set", "train.eval_batches=2"])
