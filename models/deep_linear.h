@@ -12,7 +12,7 @@
 // ATen autograd (double backward).
 #pragma once
 
-#include <Eigen/Dense>
+#include "util/eigen.h"
 
 #include <cstdint>
 #include <random>

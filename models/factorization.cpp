@@ -2,7 +2,7 @@
 
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 
-#include <Eigen/Dense>
+#include "util/eigen.h"
 
 #include <stdexcept>
 

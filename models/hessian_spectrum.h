@@ -6,7 +6,7 @@
 //   dense_from_products: the full matrix column by column, the reference for tiny problems.
 #pragma once
 
-#include <Eigen/Dense>
+#include "util/eigen.h"
 
 #include <cstdint>
 #include <functional>

@@ -1,6 +1,6 @@
 #include "models/pretrained_lora_mf.h"
 
-#include <Eigen/SVD>
+#include "util/eigen.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -15,12 +15,10 @@
 //
 // Everything is float64 Eigen: the problem is 10 x 100 and GD runs tens of thousands of steps,
 // where ATen's per-op dispatch would cost more than the arithmetic. Eigen types cross translation
-// units here, and lorascope builds its Eigen code with -march=native (AVX): every file that
-// instantiates Eigen code from this header must be in CMakeLists.txt's -march=native list, or
-// the binary mixes AVX and SSE Eigen (ODR violation; it crashed in free()).
+// units here, which is safe because the whole build shares one -march (CMakeLists.txt).
 #pragma once
 
-#include <Eigen/Dense>
+#include "util/eigen.h"
 
 #include <cstdint>
 #include <random>

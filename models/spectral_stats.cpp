@@ -2,8 +2,7 @@
 
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 
-#include <Eigen/Dense>
-#include <Eigen/SVD>
+#include "util/eigen.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,6 @@
 #include "optim/small_matrix.h"
 
-#include <Eigen/Dense>
-#include <Eigen/SVD>
+#include "util/eigen.h"
 
 #include <algorithm>
 #include <cmath>
@@ -93,5 +92,7 @@ void newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out) 
     newton_schulz_impl<float>(M, steps, eps, out);
   }
 }
+
+int eigen_max_align_bytes() { return EIGEN_MAX_ALIGN_BYTES; }
 
 }  // namespace lorascope::small

@@ -19,4 +19,9 @@ void spectral_map(const at::Tensor& M, double beta, at::Tensor& out);
 // Newton-Schulz quintic on the smaller side, in M's dtype.
 void newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out);
 
+// EIGEN_MAX_ALIGN_BYTES as this library was compiled: Eigen allocates and frees with it, so a
+// binary whose files disagree on it frees memory with the wrong routine (tests compare it with
+// their own; see the -march comment in CMakeLists.txt).
+int eigen_max_align_bytes();
+
 }  // namespace lorascope::small

@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 generator=()
 if [ ! -f build/CMakeCache.txt ] && command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${generator[@]}" "$@" >/dev/null
-cmake --build build -j"$(nproc)"
+# The log is what scripts/check_quiet_build.sh counts warnings in.
+cmake --build build -j"$(nproc)" 2>&1 | tee build/build.log

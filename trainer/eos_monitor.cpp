@@ -1,6 +1,6 @@
 #include "trainer/eos_monitor.h"
 
-#include <Eigen/SVD>
+#include "util/eigen.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# A newcomer's build prints warnings for our code only, and our code has none (issue 15 item 8).
+# Checks a build log (default build/build.log, written by scripts/build.sh; a fresh build, or one
+# through the shared ccache, which replays each compiler's stderr) for compiler warnings, and that
+# Eigen is included only through util/eigen.h, which silences GCC 12's AVX-512 false positive.
+# Usage: bash scripts/check_quiet_build.sh [BUILD_LOG]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log=${1:-build/build.log}
+status=0
+direct=$(grep -rln --include='*.h' --include='*.cpp' -E '#include <(Eigen|unsupported/Eigen)/' \
+           apps bench data models optim tests trainer util | grep -v '^util/eigen.h$' || true)
+if [ -n "$direct" ]; then
+  echo "FAIL: include \"util/eigen.h\" instead of <Eigen/...> in:"; echo "$direct"; status=1
+fi
+if [ ! -f "$log" ]; then
+  echo "FAIL: $log: no build log (run scripts/build.sh first)"; exit 1
+fi
+count=$(grep -c 'warning:' "$log" || true)
+if [ "$count" -ne 0 ]; then
+  echo "FAIL: $log: $count compiler warnings; the first ones:"
+  grep 'warning:' "$log" | head -5
+  status=1
+else
+  echo "PASS: $log: 0 compiler warnings"
+fi
+exit $status
