@@ -25,6 +25,7 @@
 #include "trainer/autocast_guard.h"
 #include "trainer/config.h"
 #include "trainer/device.h"
+#include "util/json_file.h"
 
 namespace lorascope::cli {
 
@@ -59,13 +60,12 @@ int guarded(F f) {
 
 // {"input_ids": [[...], ...], "attention_mask": [[...], ...] (optional)} -> (B, T) tensors.
 std::pair<at::Tensor, at::Tensor> read_ids(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": --ids: file not found");
+  if (!std::filesystem::exists(path)) throw ConfigError(path + ": --ids: file not found");
   json j;
   try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    throw ConfigError(path + ": not valid JSON (" + e.what() + ")");
+    j = read_json_file(path);
+  } catch (const JsonFileError& e) {
+    throw ConfigError(e.what());
   }
   const auto rows = [&](const char* key) {
     std::vector<int64_t> flat;

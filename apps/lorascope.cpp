@@ -10,6 +10,7 @@
 #include "apps/commands.h"
 #include "trainer/config.h"
 #include "trainer/threads.h"
+#include "util/json_file.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"lorascope: spectral dynamics of LoRA adapters under Muon, SpecGD, GD and AdamW"};
@@ -45,6 +46,9 @@ int main(int argc, char** argv) {
     lorascope::configure_threads(threads);
     for (auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
   } catch (const lorascope::ConfigError& e) {
+    std::fprintf(stderr, "lorascope: %s\n", e.what());
+    return 2;
+  } catch (const lorascope::JsonFileError& e) {  // a JSON file we were given is bad input too
     std::fprintf(stderr, "lorascope: %s\n", e.what());
     return 2;
   } catch (const c10::Error& e) {  // LibTorch's what() carries a C++ backtrace: not for users

@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "trainer/config.h"
 #include "trainer/tensorboard_sink.h"
+#include "util/json_file.h"
 
 namespace lorascope::cli {
 
@@ -45,10 +46,10 @@ std::vector<json> read_records(const fs::path& path) {
   for (size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
     try {
-      out.push_back(json::parse(lines[i]));
-    } catch (const json::exception&) {
-      if (i + 1 == lines.size()) break;
-      throw ConfigError(path.string() + ":" + std::to_string(i + 1) + ": not a JSON object");
+      out.push_back(parse_json_text(lines[i], path.string() + ":" + std::to_string(i + 1)));
+    } catch (const JsonFileError& e) {
+      if (i + 1 == lines.size()) break;  // a torn last line of a killed run
+      throw ConfigError(e.what());
     }
   }
   return out;

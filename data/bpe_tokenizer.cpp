@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <queue>
 #include <sstream>
 #include <stdexcept>
+
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -60,17 +63,8 @@ const json& key_or_null(const json& j, const char* key) {
 }  // namespace
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": tokenizer.json not found");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  return from_json(j, path);
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": tokenizer.json not found");
+  return from_json(read_json_file(path), path);
 }
 
 BpeTokenizer BpeTokenizer::from_json(const json& j, const std::string& where) try {

@@ -57,14 +57,4 @@ nlohmann::json matrix_to_json(const at::Tensor& M) {
   return j;
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open file");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    throw std::runtime_error(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-}
-
 }  // namespace lorascope

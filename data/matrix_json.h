@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "util/json_file.h"  // matrices are read from files: read_json_file
+
 namespace lorascope {
 
 // Throws std::runtime_error("FILE: KEY: expected ...") on any mismatch. rows/cols < 0 = any.
@@ -14,8 +16,5 @@ at::Tensor json_to_matrix(const nlohmann::json& j, const std::string& where, int
                           int64_t cols = -1);
 at::Tensor json_to_vector(const nlohmann::json& j, const std::string& where, int64_t len = -1);
 nlohmann::json matrix_to_json(const at::Tensor& M);
-
-// Parses a whole JSON file; errors name the path (and the parser's line and column).
-nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace lorascope

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "util/json_file.h"
+
 namespace lorascope {
 
 namespace fs = std::filesystem;
@@ -20,14 +22,6 @@ std::string read_file(const fs::path& path) {
   in.read(s.data(), static_cast<std::streamsize>(s.size()));
   if (!in) throw std::runtime_error(path.string() + ": cannot read file");
   return s;
-}
-
-json parse_json(const std::string& text, const fs::path& path) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    throw std::runtime_error(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
 }
 
 namespace {
@@ -152,7 +146,7 @@ TextDataset load_alpaca(const fs::path& path, const LoadOptions& opt, int64_t& s
     }
   };
   if (first != std::string::npos && text[first] == '[') {
-    const json list = parse_json(text, path);
+    const json list = parse_json_text(text, path.string());
     for (size_t i = 0; i < list.size(); ++i) {
       add([&] { return alpaca_record(list[i], path, static_cast<int64_t>(i) + 1); });
     }
@@ -167,9 +161,9 @@ TextDataset load_alpaca(const fs::path& path, const LoadOptions& opt, int64_t& s
     add([&] {
       json r;
       try {
-        r = json::parse(line);
-      } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-        bad(path, number, std::string("expected a JSON object (") + e.what() + ")");
+        r = parse_json_text(line, path.string() + ":" + std::to_string(number));
+      } catch (const JsonFileError& e) {
+        throw Malformed(e.what());
       }
       return alpaca_record(r, path, number);
     });

@@ -19,6 +19,5 @@ TextDataset load_alpaca(const std::filesystem::path& path, const LoadOptions& op
 
 // Throw std::runtime_error naming the path.
 std::string read_file(const std::filesystem::path& path);
-nlohmann::json parse_json(const std::string& text, const std::filesystem::path& path);
 
 }  // namespace lorascope

@@ -14,6 +14,7 @@
 
 #include "data/mail_text.h"
 #include "data/record_datasets.h"
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -59,7 +60,7 @@ std::vector<fs::path> sorted_files(const fs::path& dir) {
 // The "text" of a Moby-Dick chapter or SpamAssassin mail file ({"text": "...", ...}); throws
 // naming the file (and, for bad JSON, the line and column).
 std::string chapter_or_mail_text(const fs::path& path) {
-  json j = parse_json(read_file(path), path);
+  json j = parse_json_text(read_file(path), path.string());
   if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
     throw std::runtime_error(path.string() + ": expected an object with a string \"text\"");
   }

@@ -10,6 +10,7 @@
 #include "data/bpe_tokenizer.h"
 #include "data/spm_backend.h"
 #include "data/wordpiece_tokenizer.h"
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -63,15 +64,7 @@ Tokenizer Tokenizer::load(const std::string& model_path) {
   tok.path_ = model_path;
   const auto extension = fs::path(model_path).extension();
   if (extension == ".json") {
-    std::ifstream in(model_path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-      throw std::runtime_error(model_path + ": not valid JSON (" + e.what() + ")");
-    }
+    const nlohmann::json j = read_json_file(model_path);
     const bool wordpiece = j.is_object() && j.contains("model") && j["model"].is_object() &&
                            j["model"].value("type", std::string()) == "WordPiece";
     if (wordpiece) {

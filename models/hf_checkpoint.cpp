@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "models/sentence_pooling.h"
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -24,22 +25,13 @@ namespace {
 
 int64_t get_int(const json& j, const std::string& where, const std::string& key, int64_t fallback,
                 bool required, int64_t min = 1) {
-  if (!j.contains(key) || j.at(key).is_null()) {
-    if (required) fail(where, key, "missing (expected an integer)");
-    return fallback;
-  }
-  const auto& v = j.at(key);
-  if (!v.is_number_integer() || v.get<int64_t>() < min) {
-    fail(where, key, "expected an integer >= " + std::to_string(min) + ", got " + v.dump());
-  }
-  return v.get<int64_t>();
+  const JsonFields f(j, where);
+  return required || f.has(key) ? f.integer(key, min) : fallback;
 }
 
 double get_positive(const json& j, const std::string& where, const std::string& key, double fallback) {
-  if (!j.contains(key) || j.at(key).is_null()) return fallback;
-  const auto& v = j.at(key);
-  if (!v.is_number() || !(v.get<double>() > 0)) fail(where, key, "expected a positive number, got " + v.dump());
-  return v.get<double>();
+  const JsonFields f(j, where);
+  return f.has(key) ? f.positive(key) : fallback;
 }
 
 void expect_value(const json& j, const std::string& where, const std::string& key, const json& allowed,
@@ -261,15 +253,8 @@ auto with_fetch_hint(const std::string& dir, F f) -> decltype(f()) {
 
 HfModelInfo read_config_json(const std::string& dir) {
   const std::string path = (fs::path(dir) / "config.json").string();
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": not found (a Hugging Face model directory has config.json)");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  return parse_hf_config(j, path);
+  if (!fs::exists(path)) throw std::runtime_error(path + ": not found (a Hugging Face model directory has config.json)");
+  return parse_hf_config(read_json_file(path), path);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "models/peft_adapter.h"
 
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -9,6 +10,7 @@
 #include "models/hf_checkpoint.h"
 #include "models/linear.h"
 #include "models/safetensors.h"
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -48,8 +50,7 @@ json patterns(const std::vector<std::pair<std::string, V>>& list) {
 // rank_pattern / alpha_pattern in the file's order (PEFT takes the first matching pattern, in
 // dict order; nlohmann::json sorts keys, ordered_json keeps them).
 std::vector<std::pair<std::string, double>> read_patterns(const std::string& path, const std::string& key, bool integer) {
-  std::ifstream in(path);
-  const auto j = nlohmann::ordered_json::parse(in);
+  const auto j = read_ordered_json_file(path);
   std::vector<std::pair<std::string, double>> out;
   if (!j.contains(key) || j.at(key).is_null()) return out;
   const auto& obj = j.at(key);
@@ -137,35 +138,24 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::
 LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {
   const std::string cfg_path = (fs::path(dir) / "adapter_config.json").string();
   const std::string st_path = (fs::path(dir) / "adapter_model.safetensors").string();
-  std::ifstream in(cfg_path);
-  if (!in) throw std::runtime_error(cfg_path + ": not found (a PEFT adapter directory has adapter_config.json)");
-  json c;
-  try {
-    c = json::parse(in);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    throw std::runtime_error(cfg_path + ": not valid JSON (" + e.what() + ")");
+  if (!fs::exists(cfg_path)) {
+    throw std::runtime_error(cfg_path + ": not found (a PEFT adapter directory has adapter_config.json)");
   }
-  const auto bad = [&](const std::string& key, const std::string& what) {
-    throw std::runtime_error(cfg_path + ": " + key + ": " + what + ", got " + (c.contains(key) ? c[key].dump() : "nothing"));
-  };
-  if (!c.is_object()) throw std::runtime_error(cfg_path + ": expected a JSON object");
-  if (c.value("peft_type", std::string()) != "LORA") bad("peft_type", "expected \"LORA\"");
-  if (!c.contains("r") || !c["r"].is_number_integer() || c["r"].get<int64_t>() < 1) bad("r", "expected an integer >= 1");
-  if (!c.contains("lora_alpha") || !c["lora_alpha"].is_number() || !(c["lora_alpha"].get<double>() > 0)) {
-    bad("lora_alpha", "expected a positive number");
-  }
+  const json c = read_json_file(cfg_path);
+  const JsonFields f(c, cfg_path);
+  if (f.string("peft_type", "") != "LORA") f.fail("peft_type", "expected \"LORA\"");
   const auto is_off = [&](const std::string& key) {
-    return !c.contains(key) || c[key].is_null() || c[key] == false || (c[key].is_object() && c[key].empty());
+    return !f.has(key) || c[key] == false || (c[key].is_object() && c[key].empty());
   };
-  if (!is_off("use_dora")) bad("use_dora", "DoRA is not supported; expected false");
-  if (!is_off("fan_in_fan_out")) bad("fan_in_fan_out", "expected false (Conv1D layers are not supported)");
-  if (c.contains("bias") && c["bias"] != "none") bad("bias", "expected \"none\" (trained biases are not supported)");
+  if (!is_off("use_dora")) f.fail("use_dora", "DoRA is not supported; expected false");
+  if (!is_off("fan_in_fan_out")) f.fail("fan_in_fan_out", "expected false (Conv1D layers are not supported)");
+  if (c.contains("bias") && c["bias"] != "none") f.fail("bias", "expected \"none\" (trained biases are not supported)");
 
   LoraConfig lora;
-  lora.r = c["r"].get<int64_t>();
-  lora.alpha = c["lora_alpha"].get<double>();
-  lora.rslora = c.contains("use_rslora") && c["use_rslora"].is_boolean() && c["use_rslora"].get<bool>();
-  lora.dropout = c.contains("lora_dropout") && c["lora_dropout"].is_number() ? c["lora_dropout"].get<double>() : 0.0;
+  lora.r = f.integer("r", 1, std::numeric_limits<int64_t>::max());
+  lora.alpha = f.positive("lora_alpha");
+  lora.rslora = f.boolean("use_rslora", false);
+  lora.dropout = f.number("lora_dropout", 0.0, 0.0, 1.0);
   const std::string family = hf_family(model.config());
   lora.targets.clear();
   if (c.contains("target_modules") && c["target_modules"].is_array()) {

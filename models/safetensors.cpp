@@ -13,6 +13,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "util/json_file.h"
+
 namespace lorascope {
 
 namespace fs = std::filesystem;
@@ -113,13 +115,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& dir) : dir_(dir)
   const fs::path single = fs::path(dir) / "model.safetensors";
   const fs::path index = fs::path(dir) / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-      fail(index.string(), std::string("not valid JSON (") + e.what() + ")");
-    }
+    const json j = read_json_file(index.string());
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
       fail(index.string(), "weight_map: expected an object {tensor name: shard file}");
     }

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json_file.h"
+
 namespace lorascope {
 
 using nlohmann::json;
@@ -54,12 +56,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t availabl
   }
   if (available < 8 + n) fail(where, "header not fully read");
   if (n == 0 || bytes[8] != '{') fail(where, "header is not a JSON object");
-  json j;
-  try {
-    j = json::parse(bytes + 8, bytes + 8 + n);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-    fail(where, std::string("header is not valid JSON (") + e.what() + ")");
-  }
+  const json j = parse_json_text(std::string(bytes + 8, bytes + 8 + n), where + ": header");
   if (!j.is_object()) fail(where, "header is not a JSON object");
 
   SafetensorsHeader h;

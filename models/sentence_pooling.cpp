@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "util/json_file.h"
+
 namespace lorascope {
 
 namespace fs = std::filesystem;
@@ -31,13 +33,8 @@ at::Tensor l2_normalize(const at::Tensor& x) {
 namespace {
 
 json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path.string() + ": not found (named by modules.json)");
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(path.string() + ": not valid JSON (" + e.what() + ")");
-  }
+  if (!fs::exists(path)) throw std::runtime_error(path.string() + ": not found (named by modules.json)");
+  return read_json_file(path.string());
 }
 
 bool ends_with(const std::string& s, const std::string& tail) {

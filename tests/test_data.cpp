@@ -128,7 +128,7 @@ TEST(TextDatasetTest, MalformedMailOrChapterFileIsNamedOrSkippedAndCounted) {
                (no_text + ": expected an object with a string \"text\""));
   ::unlink(no_text.c_str());
   EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
-               (bad_mail + ": not valid JSON (") );
+               (bad_mail + ": not valid JSON: "));
   EXPECT_PRED2(has, error_of([&] { load_text_dataset("spam_assassin", (dir.path / "spam").string(), {}); }),
                "line 2");
   dir.write("spam/data/easy-ham-1/00003.hh.json", "{\"body\": \"hi\"}");

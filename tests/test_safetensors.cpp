@@ -137,9 +137,9 @@ TEST(SafetensorsTest, BadFilesGiveClearErrors) {
       {le64(1000) + "{}", "f.st: truncated: header length 1000 but only 2 bytes follow"},
       {le64(uint64_t(1) << 60) + "{}", "exceeds the 100 MiB limit"},
       {file_bytes("[1,2]", ""), "f.st: header is not a JSON object"},
-      {file_bytes("{\"a\":", ""), "f.st: header is not valid JSON"},
+      {file_bytes("{\"a\":", ""), "f.st: header: not valid JSON"},
       // A number beyond double's range is nlohmann's out_of_range, not a parse_error (fuzz_safetensors).
-      {file_bytes("{\"a\": 1e888888}", ""), "f.st: header is not valid JSON"},
+      {file_bytes("{\"a\": 1e888888}", ""), "f.st: header: not valid JSON"},
       {file_bytes(ok_header, data.substr(0, 6)), "f.st: tensor \"a\": data_offsets [0,8] out of range: the data section has 6 bytes"},
       {file_bytes(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data), "needs 12"},
       {file_bytes(R"({"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", data), "unsupported dtype \"F8_E4M3\""},

@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include "util/json_file.h"
+
 namespace lorascope {
 
 using nlohmann::json;
@@ -285,7 +287,6 @@ std::vector<RunSpec> resolve_runs_json(const json& doc, const std::string& where
   apply(base, flatten(base_doc), where, schema);
   std::vector<std::pair<std::string, json>> overrides;
   for (const auto& s : sets) overrides.push_back(parse_override(s));
-
   // Cartesian product of the grid as a list of flat patches.
   std::vector<json> points{json::object()};
   for (auto it = grid.begin(); it != grid.end(); ++it) {
@@ -355,12 +356,10 @@ std::vector<RunSpec> resolve_runs(const std::string& path, const std::vector<std
                                   const ConfigSchema& schema, const RunCheck& check) {
   json doc = json::object();
   if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) throw ConfigError(path + ": cannot open config file");
     try {
-      doc = json::parse(in);
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
-      throw ConfigError(path + ": not valid JSON (" + std::string(e.what()) + ")");
+      doc = read_json_file(path);
+    } catch (const JsonFileError& e) {
+      throw ConfigError(e.what());
     }
   }
   return resolve_runs_json(doc, path.empty() ? std::string("defaults") : path, sets, schema, check);

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 
+#include "util/json_file.h"
+
 namespace lorascope {
 
 using nlohmann::json;
@@ -103,12 +105,6 @@ PretrainedMFOutcome run_pretrained_mf(const RunSpec& run, const std::string& run
 
 namespace {
 
-json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) throw std::runtime_error(p.string() + ": cannot open file");
-  return json::parse(in);
-}
-
 // Mean and population standard deviation.
 json mean_std(const std::vector<double>& x) {
   if (x.empty()) return {{"mean", nullptr}, {"std", nullptr}};
@@ -125,7 +121,7 @@ json mean_std(const std::vector<double>& x) {
 
 json summarize_over_seeds(const std::string& out_dir) {
   const fs::path out(out_dir);
-  const json index = read_json(out / "index.json");
+  const json index = read_json_file((out / "index.json").string());
   struct Group {
     json label;
     std::vector<int64_t> seeds;
@@ -136,8 +132,8 @@ json summarize_over_seeds(const std::string& out_dir) {
   for (const auto& entry : index.at("runs")) {
     if (entry.value("status", "") != "completed") continue;
     const fs::path dir = out / entry.at("dir").get<std::string>();
-    json cfg = read_json(dir / "config.json");
-    const json summary = read_json(dir / "summary.json");
+    json cfg = read_json_file((dir / "config.json").string());
+    const json summary = read_json_file((dir / "summary.json").string());
     const int64_t seed = cfg.at("seed");
     cfg.erase("seed");
     cfg.erase("name");

@@ -106,24 +106,22 @@ RunAdapters load_run_adapters(const std::string& run_dir) {
   const fs::path adir = fs::path(run_dir) / "adapter";
   const fs::path acfg_path = adir / "adapter_config.json";
   const json acfg = read_json(acfg_path, "finetune writes RUN/adapter/ at the end when lora.export_peft is on");
-  const auto bad = [&](const std::string& key, const std::string& what) {
-    throw ConfigError(acfg_path.string() + ": " + key + ": " + what + ", got " +
-                      (acfg.is_object() && acfg.contains(key) ? acfg[key].dump() : std::string("nothing")));
-  };
-  if (!acfg.is_object()) throw ConfigError(acfg_path.string() + ": expected a JSON object");
-  if (acfg.value("peft_type", std::string()) != "LORA") bad("peft_type", "expected \"LORA\"");
-  if (!acfg.contains("r") || !acfg["r"].is_number_integer() || acfg["r"].get<int64_t>() < 1) bad("r", "expected an integer >= 1");
-  if (!acfg.contains("lora_alpha") || !acfg["lora_alpha"].is_number() || !(acfg["lora_alpha"].get<double>() > 0)) {
-    bad("lora_alpha", "expected a positive number");
-  }
-  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
-    if (acfg.contains(key) && !acfg[key].is_null() && !(acfg[key].is_object() && acfg[key].empty())) {
-      bad(key, "per-module ranks and alphas are not supported; expected {}");
+  double alpha = 0;
+  bool rslora = false;
+  try {
+    const JsonFields f(acfg, acfg_path.string());
+    if (f.string("peft_type", "") != "LORA") f.fail("peft_type", "expected \"LORA\"");
+    run.r = f.integer("r", 1);
+    alpha = f.positive("lora_alpha");
+    rslora = f.boolean("use_rslora", false);
+    for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+      if (f.has(key) && !(acfg[key].is_object() && acfg[key].empty())) {
+        f.fail(key, "per-module ranks and alphas are not supported; expected {}");
+      }
     }
+  } catch (const JsonFileError& e) {
+    throw ConfigError(e.what());
   }
-  run.r = acfg["r"].get<int64_t>();
-  const bool rslora = acfg.contains("use_rslora") && acfg["use_rslora"].is_boolean() && acfg["use_rslora"].get<bool>();
-  const double alpha = acfg["lora_alpha"].get<double>();
   const double scaling = rslora ? alpha / std::sqrt(static_cast<double>(run.r)) : alpha / static_cast<double>(run.r);
 
   const fs::path st_path = adir / "adapter_model.safetensors";
