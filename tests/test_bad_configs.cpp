@@ -65,6 +65,10 @@ const BadConfig kCases[] = {
     {"PretrainMisspelledCheckpointKey", "pretrain", "", "--set train.checkpoint_evry=5",
      "train.checkpoint_evry: unknown key (did you mean train.checkpoint_every?)"},
     {"CompareUnknownOptimizer", "compare", "", "--set base=/b --set optim.name=lion", "optim.name: expected one of"},
+    // issue 15 item 10: --set of a key a run (or the grid) also sets would mislabel the runs.
+    {"CompareSetOfAKeyTheRunsSet", "compare",
+     R"({"base": "/b", "runs": [{"name": "m", "optim.name": "muon"}, {"name": "a", "optim.name": "adamw"}]})",
+     "--set optim.name=sgd", "optim.name is also set by"},
     // eos
     {"EosDepthZero", "eos", "", "--set task.depth=0", "task.depth: expected"},
     {"EosUnknownNetwork", "eos", "", "--set model.network=conv", "model.network: expected one of"},

@@ -83,6 +83,12 @@ TEST(CliTest, BadInputExitsTwoWithOneLineAndWritesNothing) {
       {"--config " + bad_json.string(), "not valid JSON"},
       {"--set task.target_file=/nonexistent/t.json", "/nonexistent/t.json: cannot open file"},
       {"--set task.target_file=" + bad_target.string(), "U: expected a 60 x 1 matrix"},
+      // issue 15 item 10: a --set that the grid or a run also sets would mislabel every run.
+      {"--config " + std::string(LORASCOPE_CONFIGS_DIR) + "/mf/fig9_rank.json --set task.rank=4",
+       "--set task.rank=4: task.rank is also set by " + std::string(LORASCOPE_CONFIGS_DIR) +
+           "/mf/fig9_rank.json's grid"},
+      {"--config " + std::string(LORASCOPE_CONFIGS_DIR) + "/mf/demo.json --set optim.name=gd",
+       "optim.name is also set by " + std::string(LORASCOPE_CONFIGS_DIR) + "/mf/demo.json: runs[0]"},
   };
   for (const auto& [args, expect] : cases) {
     auto out = fresh_dir("bad");

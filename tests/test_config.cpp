@@ -80,6 +80,11 @@ TEST(ConfigTest, EveryBadInputNamesTheKeyAndWhatWasExpected) {
       {R"({"optim": {"beta": -1e-8}})", {}, "optim.beta: expected a number >= 0"},
       {"[1, 2]", {}, "expected a JSON object at the top level"},
       {"{}", {"train.steps=1e17"}, "train.steps: expected an integer <= 1e12, got 1e+17"},
+      // issue 15 item 10: the runs would keep the grid's (or the run's) names with --set's value.
+      {R"({"grid": {"task.rank": [1, 2]}})", {"task.rank=4"}, "--set task.rank=4: task.rank is also set by cfg.json's grid"},
+      {R"({"grid": {"task": {"rank": [1, 2]}}})", {"task.rank=4"}, "task.rank is also set by cfg.json's grid"},
+      {R"({"runs": [{"name": "a"}, {"name": "b", "optim": {"name": "gd"}}]})", {"optim.name=sgd"},
+       "--set optim.name=\"sgd\": optim.name is also set by cfg.json: runs[1]"},
   };
   for (const auto& c : cases) {
     try {

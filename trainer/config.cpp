@@ -287,6 +287,22 @@ std::vector<RunSpec> resolve_runs_json(const json& doc, const std::string& where
   apply(base, flatten(base_doc), where, schema);
   std::vector<std::pair<std::string, json>> overrides;
   for (const auto& s : sets) overrides.push_back(parse_override(s));
+  // A --set of a key that the grid or a run also sets would replace every run's value while the
+  // run names still carry the grid's (issue 15 item 10: "rank1..rank11", all rank 4).
+  for (const auto& [key, value] : overrides) {
+    const std::string what = "--set " + key + "=" + value.dump() + ": " + key + " is also set by ";
+    if (grid.contains(key)) {
+      throw ConfigError(what + where + "'s grid; --set would give every run of the grid the same " +
+                        key + " under the grid's run names. Remove it from one of the two");
+    }
+    for (size_t r = 0; r < runs.size(); ++r) {
+      if (runs[r].is_object() && flatten(runs[r]).contains(key)) {
+        throw ConfigError(what + where + ": runs[" + std::to_string(r) + "]; --set would replace " +
+                          "that run's value under its name. Remove it from one of the two");
+      }
+    }
+  }
+
   // Cartesian product of the grid as a list of flat patches.
   std::vector<json> points{json::object()};
   for (auto it = grid.begin(); it != grid.end(); ++it) {
