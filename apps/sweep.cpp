@@ -31,6 +31,7 @@ int run_sweep(const SweepArgs& a, const SweepSpec& spec) {
   auto sets = spec.preset_sets;
   sets.insert(sets.end(), a.sets.begin(), a.sets.end());
   auto runs = resolve_runs(a.config, sets, *spec.schema, spec.check);
+  if (spec.expand) runs = spec.expand(runs, sets);
   if (a.dry_run) {
     for (const auto& r : runs) std::printf("%s\n%s\n", r.name.c_str(), r.config.dump(2).c_str());
     return 0;

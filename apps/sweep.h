@@ -39,6 +39,9 @@ struct SweepSpec {
   bool resumable = false;                 // runs can continue from checkpoints
   // Input checks that need files (targets, base models); runtime_error becomes exit code 2.
   std::function<void(const RunSpec&)> validate;
+  // Turns the resolved runs into the runs to train (compare's learning-rate sweeps), given the
+  // command line's --set; ConfigError for bad input.
+  std::function<std::vector<RunSpec>(const std::vector<RunSpec>&, const std::vector<std::string>& sets)> expand;
   std::function<RunResult(const RunSpec&, const std::string& run_dir, bool resume)> run;
   // One stderr line for a completed run.
   std::function<std::string(const RunSpec&, const RunResult&)> describe;

@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "apps/python_script.h"
 #include "apps/sweep.h"
+#include "trainer/lr_sweep.h"
 #include "trainer/metrics_writer.h"
 #include "trainer/train_recipe.h"
 #include "trainer/train_schema.h"
@@ -58,8 +59,10 @@ CLI::App* add_common(CLI::App& app, const std::string& name, const std::string& 
   return cmd;
 }
 
-// Resolves, validates every run before writing, then trains them in order.
-int train_runs(const TrainArgs& a, const std::string& mode, const std::string& command) {
+// Resolves, validates every run before writing, then trains them in order. compare fills plan
+// with its learning-rate sweeps; the other commands refuse sweep.lr.
+int train_runs(const TrainArgs& a, const std::string& mode, const std::string& command,
+               LrSweepPlan* plan = nullptr) {
   SweepSpec spec;
   spec.command = command;
   spec.schema = &train_schema();
@@ -70,6 +73,17 @@ int train_runs(const TrainArgs& a, const std::string& mode, const std::string& c
   if (!a.device.empty()) sweep.sets.push_back("device=" + a.device);
   if (!a.model.empty()) sweep.sets.push_back("base=" + a.model);
   spec.validate = validate_train_run;
+  const std::string config_where = a.sweep.config.empty() ? std::string("defaults") : a.sweep.config;
+  spec.expand = [plan, where = config_where, command](const std::vector<RunSpec>& runs, const std::vector<std::string>& sets) {
+    if (plan) return expand_lr_sweeps(runs, sets, where, plan);
+    for (const auto& r : runs) {
+      if (!sweep_learning_rates(r.config, where).empty()) {
+        throw ConfigError(where + " (run " + r.name + "): sweep.lr: only `lorascope compare` runs learning-rate "
+                          "sweeps, not " + command);
+      }
+    }
+    return runs;
+  };
   RendezvousInfo where;
   std::unique_ptr<Communicator> comm;
   DataParallel dp;
@@ -145,11 +159,24 @@ Command add_compare_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = add_common(app, "compare", "run the same fine-tune under several optimizers (same "
                          "seed and data order) and write a report", args);
-  cmd->footer("Example: lorascope compare --config configs/lm/compare_spam.json --out runs/compare");
+  cmd->footer("Example: lorascope compare --config configs/lm/compare_spam.json --out runs/compare\n"
+              "A run with sweep.lr ([lr, ...] or {from, to, points}, log-spaced) runs once per learning "
+              "rate; the report ranks each run by its best point (validation accuracy, else loss).");
   return [args]() -> int {
-    const int code = train_runs(*args, "finetune", "compare");
+    LrSweepPlan plan;
+    const int code = train_runs(*args, "finetune", "compare", &plan);
     if (args->sweep.dry_run || args->sweep.keys) return code;
     if (const char* rank = std::getenv("RANK"); rank && std::string(rank) != "0") return code;
+    if (!plan.empty()) {
+      const json sweep = summarize_lr_sweeps(plan, args->sweep.out);
+      for (const auto& g : sweep["groups"]) {
+        const std::string best = g["best"].is_null() ? std::string("no completed point")
+                                                     : g["best"]["run"].get<std::string>() + ", validation " +
+                                                           sweep["metric"].get<std::string>() + " " +
+                                                           g["best"]["validation"][sweep["metric"].get<std::string>()].dump();
+        std::fprintf(stderr, "sweep %s: best %s\n", g["name"].get<std::string>().c_str(), best.c_str());
+      }
+    }
     const int report = run_python_script("report.py", {args->sweep.out});
     if (report != 0) {
       std::fprintf(stderr, "lorascope: compare: report failed (report.py exited %d)\n", report);

@@ -8,6 +8,8 @@ if the run finished, summary.json). Writes into OUT_DIR:
   curves.png     train loss (log y) and eval accuracy/perplexity vs step, all runs
   sv_<run>.png   per run, one panel per adapter: all r singular values of AB vs step (Fig. 12-15)
   erank.png      one panel per adapter: effective rank vs step, one line per run (Fig. 16-17)
+  lr_sweep.png   with learning-rate sweeps (OUT_DIR/sweep.json): validation loss (and accuracy)
+                 vs lr, one line per swept run; the other figures then show each one's best point
   report.md      command, summary table, the figures; the table is also printed to stdout
 Exit 2 with "report.py: PATH: what was expected" on bad input.
 """
@@ -303,6 +305,74 @@ def table(runs, metric):
     return "\n".join(lines), partial
 
 
+def load_sweep(out, runs):
+    """OUT/sweep.json (written by `lorascope compare` for runs with sweep.lr), or None."""
+    path = out / "sweep.json"
+    if not path.exists():
+        return None
+    sweep = read_json(path, "learning-rate sweep summary with 'metric' and 'groups'")
+    groups = sweep.get("groups")
+    if sweep.get("metric") not in ("accuracy", "loss") or not isinstance(groups, list) or \
+            not all(isinstance(g, dict) and isinstance(g.get("points"), list) for g in groups):
+        raise InputError(path, "expected 'metric' (accuracy | loss) and 'groups': [{name, points, best}]")
+    by_name = {r["name"]: r for r in runs}
+    for g in groups:
+        for p in g["points"]:
+            if not isinstance(p, dict) or p.get("run") not in by_name:
+                raise InputError(path, f"{g.get('name')}: point {p!r} names no run of index.json")
+    return sweep
+
+
+def fig_lr_sweep(sweep, runs, out, written):
+    by_name = {r["name"]: r for r in runs}
+    panels = ["loss"] + (["accuracy"] if sweep["metric"] == "accuracy" else [])
+    fig, axs = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, key in zip(axs[0], panels):
+        for g in sweep["groups"]:
+            pts = sorted((num(p.get("lr")), num(sub(p, "validation").get(key))) for p in g["points"]
+                         if p.get("status") == "completed")
+            pts = [(x, y) for x, y in pts if math.isfinite(x) and math.isfinite(y)]
+            color = by_name[g["points"][0]["run"]]["color"] if g["points"] else None
+            if pts:
+                ax.plot([x for x, _ in pts], [y for _, y in pts], color=color, marker="o", lw=1.3,
+                        label=str(g.get("name")))
+            failed = [num(p.get("lr")) for p in g["points"] if p.get("status") != "completed"]
+            for x in failed:  # diverged or missing points: a cross on the axis
+                ax.plot([x], [0], marker="x", color=color, ms=8, clip_on=False, transform=ax.get_xaxis_transform())
+            best = g.get("best")
+            if isinstance(best, dict) and math.isfinite(num(sub(best, "validation").get(key))):
+                ax.plot([num(best.get("lr"))], [num(sub(best, "validation").get(key))], marker="*", ms=14,
+                        color=color, zorder=5)
+        ax.set_xscale("log")
+        ax.set(xlabel="learning rate (optim.lr)", ylabel=f"validation {key}",
+               title=f"validation {key} vs learning rate")
+        ax.grid(alpha=0.3, which="both")
+        if ax.lines:
+            ax.legend(fontsize="small")
+    fig.suptitle(f"learning-rate sweeps (star: each run's best by validation {sweep['metric']}; "
+                 "x: diverged or unfinished)", fontsize="medium")
+    save(fig, out, "lr_sweep.png", written)
+
+
+def sweep_table(sweep, runs):
+    by_name = {r["name"]: r for r in runs}
+    mk = sweep["metric"]
+    fm = ".4f"
+    head = ["run", "optimizer", "best lr", f"val {mk} (best)", f"test {mk}", "points completed", "best point"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for g in sweep["groups"]:
+        best = g.get("best") if isinstance(g.get("best"), dict) else None
+        done = sum(p.get("status") == "completed" for p in g["points"])
+        run = by_name.get(best["run"]) if best else None
+        opt = str(run["optim"].get("name", "?")) if run else "–"
+        row = [str(g.get("name")), opt, cell(num(best.get("lr")), "g") if best else "–",
+               cell(num(sub(best, "validation").get(mk)), fm) if best else "–",
+               cell(num(sub(run["summary"], "test").get(mk)), fm) if run else "–",
+               f"{done} / {len(g['points'])}", best["run"] if best else "none completed"]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv):
     if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: /usr/bin/python3 scripts/report.py OUT_DIR", file=sys.stderr)
@@ -313,12 +383,31 @@ def main(argv):
     except InputError as e:
         print(e, file=sys.stderr)
         return 2
-    assign_colors(runs)
+    try:
+        sweep = load_sweep(out, runs)
+    except InputError as e:
+        print(e, file=sys.stderr)
+        return 2
+    # With sweeps, the curves and spectral figures show each swept run's best point (and every
+    # run without a sweep); the full table still lists every point.
+    shown = runs
+    if sweep:
+        points = {p["run"] for g in sweep["groups"] for p in g["points"]}
+        best = {g["best"]["run"] for g in sweep["groups"] if isinstance(g.get("best"), dict)}
+        shown = [r for r in runs if r["name"] not in points or r["name"] in best]
+    assign_colors(shown)
+    if sweep:  # each swept run keeps its best point's colour in the lr figure
+        colors = {p["run"]: next((s["color"] for s in shown if s["name"] in {q["run"] for q in g["points"]}), None)
+                  for g in sweep["groups"] for p in g["points"]}
+        for r in runs:
+            r.setdefault("color", colors.get(r["name"]) or "0.5")
     metric = eval_metric(runs)
     written = []
-    fig_curves(runs, metric, out, written)
-    with_sv = [r for r in runs if r["adapters"]]
-    for r in runs:
+    fig_curves(shown, metric, out, written)
+    if sweep:
+        fig_lr_sweep(sweep, runs, out, written)
+    with_sv = [r for r in shown if r["adapters"]]
+    for r in shown:
         if r["adapters"]:
             fig_sv(r, out, written)
         else:
@@ -332,6 +421,16 @@ def main(argv):
     md = [f"# lorascope {index.get('command', 'compare')} report: {out.resolve().name}", "",
           f"Command: `{cmd}`", "", "Runs (overrides on top of the config):", ""]
     md += [f"- **{r['name']}** (`{r['dir'].name}/`): `{json.dumps(r['overrides'])}`" for r in runs]
+    if sweep:
+        better = "higher" if sweep["metric"] == "accuracy" else "lower"
+        md += ["", "## Best of each learning-rate sweep", "",
+               f"Each swept run's best point by validation {sweep['metric']} ({better} is better; "
+               + ("accuracy, as the task is classification" if sweep["metric"] == "accuracy"
+                  else "loss, as the task reports no accuracy") + "). The figures below show these points.",
+               "", sweep_table(sweep, runs), "", "![lr sweep](lr_sweep.png)", "",
+               "Validation loss" + (" and accuracy" if sweep["metric"] == "accuracy" else "")
+               + " vs learning rate, one line per swept run: is each optimizer's best inside the range "
+               "(not at an end of it)?", ""]
     md += ["", "## Summary", "", tbl, ""]
     if partial:
         md += ["\\* not in summary.json (run killed, or it did not complete): the last logged value "
@@ -346,7 +445,7 @@ def main(argv):
                + ("Muon: expect all σ_i to grow together, near-uniformly, in every adapter (paper Fig. 12, 14)."
                   if "muon" in optim_label(r).lower() else "Compare with Muon's figure: look for adapters where a "
                   "few σ_i dominate and the rest lag near 0 (paper Fig. 13, 15)."), ""]
-    for r in runs:
+    for r in shown:
         if not r["adapters"]:
             md += [f"{r['name']}: no adapter spectra were logged, so it has no singular-value figure.", ""]
     if with_sv:

@@ -360,6 +360,16 @@ std::vector<RunSpec> resolve_runs_json(const json& doc, const std::string& where
                           "\" is used by two runs; give each run its own name");
       }
       flat["name"] = name;
+      // "sweep.lr": [..] next to "sweep.lr.from": a key cannot be a value and an object at once.
+      for (auto it = flat.begin(); it != flat.end(); ++it) {
+        const std::string prefix = it.key() + ".";
+        for (auto jt = flat.begin(); jt != flat.end(); ++jt) {
+          if (jt.key().rfind(prefix, 0) == 0) {
+            throw ConfigError(run_where + ": " + it.key() + ": given both as a value and as an object (" +
+                              jt.key() + "); expected one of the two");
+          }
+        }
+      }
       json nested = unflatten(flat);
       if (check) check(nested, where + " (run " + name + ")");
       out.push_back({name, nested, changed});

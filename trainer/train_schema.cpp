@@ -1,5 +1,6 @@
 #include "trainer/train_schema.h"
 
+#include "trainer/lr_sweep.h"
 #include "trainer/optimizer_factory.h"
 
 namespace lorascope {
@@ -95,6 +96,7 @@ ConfigSchema build() {
   positive(s, "monitor.every", 10, "adapter spectra every N steps");
   s.string("train.nonfinite", "stop", {"stop", "skip"},
            "NaN/Inf loss or gradient: stop the run, or skip the step and count it");
+  add_lr_sweep_keys(s);
   return s;
 }
 
