@@ -120,7 +120,7 @@ TEST(HfConfigTest, LlamaConfigKeysMapToTransformerConfig) {
 
 TEST(HfConfigTest, BadConfigsNameTheKey) {
   const std::vector<std::pair<std::function<void(json&)>, std::string>> cases = {
-      {[](json& j) { j.erase("hidden_size"); }, "d/config.json: hidden_size: missing"},
+      {[](json& j) { j.erase("hidden_size"); }, "d/config.json: hidden_size: expected an integer >= 1, got nothing"},
       {[](json& j) { j["architectures"] = {"GPT2LMHeadModel"}; }, "unsupported architecture \"GPT2LMHeadModel\""},
       {[](json& j) { j["rope_scaling"]["rope_type"] = "yarn"; }, "rope_scaling: rope_type: unsupported \"yarn\""},
       {[](json& j) { j["rope_scaling"].erase("low_freq_factor"); }, "rope_scaling: low_freq_factor: missing"},
