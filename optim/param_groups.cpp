@@ -58,9 +58,18 @@ TensorDict GroupedOptimizer::state_dict() const {
   return state;
 }
 
+// The state of a group as saved before groups had names: one optimizer's unprefixed state (a single
+// group), or Hybrid's "muon." / "adamw." halves (a Muon group and an AdamW group).
+TensorDict GroupedOptimizer::legacy_state(const TensorDict& state, const OptimizerGroup& g) const {
+  if (groups_.size() == 1) return state;
+  const std::string kind = g.optimizer->name() == "adamw" ? "adamw" : "muon";
+  return strip_prefix(state, kind + ".");
+}
+
 void GroupedOptimizer::load_state_dict(const TensorDict& state) {
   for (auto& g : groups_) {
-    const auto mine = strip_prefix(state, g.name + ".");
+    auto mine = strip_prefix(state, g.name + ".");
+    if (mine.empty()) mine = legacy_state(state, g);
     if (mine.empty()) {
       throw std::runtime_error("optimizer state: no entries for group \"" + g.name +
                                "\" (saved by another optimizer setup?)");

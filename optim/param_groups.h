@@ -3,7 +3,8 @@
 // rest). Which tensor belongs to which group is the caller's decision (the trainer's routing,
 // trainer/optimizer_routing.h); this class only steps, rescales and saves them.
 //
-// State: each group's state dict under "<group name>.", plus "step".
+// State: each group's state dict under "<group name>.", plus "step". States saved before groups
+// (one optimizer's, or Hybrid's "muon." / "adamw.") load too.
 #pragma once
 
 #include <memory>
@@ -32,6 +33,7 @@ class GroupedOptimizer : public Optimizer {
   const std::vector<OptimizerGroup>& groups() const { return groups_; }
 
  private:
+  TensorDict legacy_state(const TensorDict& state, const OptimizerGroup& g) const;
   std::vector<OptimizerGroup> groups_;
 };
 

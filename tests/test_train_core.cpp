@@ -17,6 +17,8 @@
 #include "data/matrix_json.h"
 #include "models/parameter_roles.h"
 #include "models/sequence_model.h"
+#include "optim/adamw.h"
+#include "optim/hybrid.h"
 #include "optim/muon.h"
 #include "optim/param_groups.h"
 #include "optim/state_io.h"
@@ -355,6 +357,37 @@ TEST(CheckpointTest, HoldsOnlyWhatTrainsAndChecksTheBase) {
   EXPECT_EQ(state.step, 6);
   const auto now = module_state(*s.model);
   for (const auto& [k, v] : trained) EXPECT_TRUE(at::equal(now.at(k), v)) << k;
+}
+
+// Optimizer state of the checkpoints before groups (Hybrid's "muon." / "adamw." halves) resumes
+// the same trajectory in the grouped optimizer.
+TEST(GroupedOptimizerTest, LoadsHybridStateOfOlderCheckpoints) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  auto W = at::randn({6, 4}, gen, at::kDouble), b = at::randn({6}, gen, at::kDouble);
+  auto W2 = W.clone(), b2 = b.clone();
+  MuonOptions mo;
+  AdamWOptions ao;
+  Hybrid hybrid(split_for_muon({W, b}), mo, ao);
+  for (int t = 0; t < 2; ++t) {
+    W.mutable_grad() = at::randn({6, 4}, gen, at::kDouble);
+    b.mutable_grad() = at::randn({6}, gen, at::kDouble);
+    hybrid.step();
+  }
+  W2.copy_(W);
+  b2.copy_(b);
+  std::vector<OptimizerGroup> groups;
+  groups.push_back({"adapters", std::make_unique<Muon>(std::vector<at::Tensor>{W2}, mo)});
+  groups.push_back({"trained_in_full", std::make_unique<AdamW>(std::vector<at::Tensor>{b2}, ao)});
+  GroupedOptimizer grouped(std::move(groups));
+  grouped.load_state_dict(hybrid.state_dict());
+  const auto gW = at::randn({6, 4}, gen, at::kDouble), gb = at::randn({6}, gen, at::kDouble);
+  W.mutable_grad() = gW.clone(), b.mutable_grad() = gb.clone();
+  W2.mutable_grad() = gW.clone(), b2.mutable_grad() = gb.clone();
+  hybrid.step();
+  grouped.step();
+  EXPECT_TRUE(at::allclose(W, W2, 0, 1e-14));
+  EXPECT_TRUE(at::allclose(b, b2, 0, 1e-14));
+  EXPECT_EQ(grouped.step_count(), 3);
 }
 
 }  // namespace
