@@ -19,6 +19,7 @@
 #include "models/hf_checkpoint.h"
 #include "models/llama.h"
 #include "models/lora.h"
+#include "models/parameter_roles.h"
 #include "models/peft_adapter.h"
 #include "models/roberta.h"
 #include "models/safetensors.h"
@@ -173,8 +174,9 @@ void merge(const HfArgs& a) {
   merge_lora(*model);
   const std::string family = hf_family(model->config());
   std::map<std::string, at::Tensor> tensors;
+  const auto roles = parameter_roles(*model);
   for (const auto& p : model->named_parameters(true)) {
-    if (p.key().find(".lora_") != std::string::npos) continue;
+    if (roles.is_adapter_factor(p.key())) continue;
     tensors[hf_parameter_name(p.key(), family)] = p.value().detach();
   }
   namespace fs = std::filesystem;

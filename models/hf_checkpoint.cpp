@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/parameter_roles.h"
 #include "models/sentence_pooling.h"
 #include "util/json_file.h"
 
@@ -312,9 +313,10 @@ HfLoadReport load_hf_weights(SequenceModel& model, const SafetensorsCheckpoint& 
   HfLoadReport report;
   std::set<std::string> used;
   at::NoGradGuard no_grad;
+  const auto roles = parameter_roles(model);
   for (auto& p : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = p.key();
-    if (name.find(".lora_") != std::string::npos) continue;  // adapters are not part of a base checkpoint
+    if (roles.is_adapter_factor(name)) continue;  // adapters are not part of a base checkpoint
     const std::string hf = to_hf(name);
     if (!ckpt.contains(hf)) {
       if (head_optional && in_head(name)) {

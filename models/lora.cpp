@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "models/linear.h"
+#include "models/parameter_roles.h"
 
 namespace lorascope {
 
@@ -175,10 +176,6 @@ std::vector<std::string> saved_prefixes(torch::nn::Module& model, const std::vec
   return prefixes;
 }
 
-bool is_adapter_parameter(const std::string& name) {
-  return name_matches(name, "lora_A.weight") || name_matches(name, "lora_B.weight");
-}
-
 }  // namespace
 
 std::pair<int64_t, double> lora_rank_alpha(const LoraConfig& config, const std::string& name) {
@@ -215,11 +212,9 @@ std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& 
 }
 
 void freeze_for_lora(torch::nn::Module& model, const std::vector<std::string>& saved_prefixes) {
-  for (auto& item : model.named_parameters()) {
-    bool train = is_adapter_parameter(item.key());
-    for (const auto& p : saved_prefixes) train = train || item.key().rfind(p, 0) == 0;
-    item.value().set_requires_grad(train);
-  }
+  RoleRules rules;
+  rules.trained_in_full = saved_prefixes;
+  apply_roles(parameter_roles(model, rules));
 }
 
 std::vector<std::string> modules_to_save_prefixes(torch::nn::Module& model, const std::vector<std::string>& modules) {
@@ -232,14 +227,7 @@ std::map<std::string, std::shared_ptr<Linear>> linear_layers_by_name(torch::nn::
   return out;
 }
 
-std::vector<AdapterRef> find_adapters(torch::nn::Module& model) {
-  std::vector<AdapterRef> out;
-  for (const auto& nl : linear_layers(model)) {
-    const auto& lin = *nl.second;
-    if (lin.has_adapter()) out.push_back({nl.first, lin.lora_A->weight, lin.lora_B->weight, lin.scaling});
-  }
-  return out;
-}
+std::vector<AdapterRef> find_adapters(torch::nn::Module& model) { return parameter_roles(model).adapters; }
 
 std::vector<std::string> linear_layer_names(torch::nn::Module& model) {
   std::vector<std::string> names;

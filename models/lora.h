@@ -62,6 +62,7 @@ struct AdapterRef {
 // the unmatched target and listing the available linear layer names if a target matches nothing.
 std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& config,
                                     at::Generator& gen);
+// The adapters of the model's role table (models/parameter_roles.h), in module order.
 std::vector<AdapterRef> find_adapters(torch::nn::Module& model);
 // Qualified names of every lorascope::Linear in the model.
 std::vector<std::string> linear_layer_names(torch::nn::Module& model);
@@ -70,7 +71,8 @@ std::map<std::string, std::shared_ptr<Linear>> linear_layers_by_name(torch::nn::
 // PEFT's modules_to_save rule: the parameter-name prefixes ("classifier.") of the modules that a
 // name or suffix selects; throws for a name that matches nothing.
 std::vector<std::string> modules_to_save_prefixes(torch::nn::Module& model, const std::vector<std::string>& modules);
-// requires_grad only for adapter factors and parameters under the given prefixes.
+// requires_grad only for adapter factors and parameters under the given prefixes (the
+// parameter-role table's LoRA rule, models/parameter_roles.h).
 void freeze_for_lora(torch::nn::Module& model, const std::vector<std::string>& saved_prefixes);
 // W <- W + scaling * B A (checks the result is finite) / W <- W - scaling * B A; forward is
 // unchanged either way (a merged layer skips its adapter).

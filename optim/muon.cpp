@@ -40,6 +40,14 @@ at::Tensor muon_direction(const at::Tensor& grad, at::Tensor& momentum_buffer,
   return orthogonalize(momentum_buffer, options.ortho);
 }
 
+MuonOptions specgd_options() {
+  MuonOptions o;
+  o.momentum = 0.0;
+  o.nesterov = false;
+  o.ortho = OrthoOptions{OrthoKind::Exact, 0.0, 5};
+  return o;
+}
+
 Muon::Muon(std::vector<at::Tensor> params, MuonOptions options)
     : Optimizer(std::move(params), options.lr), options_(options), momentum_(params_.size()) {
   if (!(options_.momentum >= 0.0 && options_.momentum < 1.0)) {

@@ -29,10 +29,13 @@ enum class LrScaling { None, Original, MatchAdamwRms };
 LrScaling parse_lr_scaling(const std::string& name);
 double muon_lr_scale(int64_t rows, int64_t cols, LrScaling scaling);
 
+// The defaults are Muon as its users know it (KellerJordan/Muon, torch.optim.Muon): momentum
+// 0.95, Nesterov, 5 Newton-Schulz steps. specgd_options() gives the paper's exact SpecGD. The
+// config schema (trainer/optimizer_factory.cpp) takes its defaults from these two.
 struct MuonOptions {
   double lr = 0.02;
   double momentum = 0.95;  // 0 gives SpecGD
-  bool nesterov = false;
+  bool nesterov = true;
   OrthoOptions ortho{OrthoKind::NewtonSchulz, 0.0, 5};
   LrScaling lr_scaling = LrScaling::None;
   double weight_decay = 0.0;  // decoupled
@@ -40,6 +43,9 @@ struct MuonOptions {
   // shape instead of a loop over parameters); false keeps the per-parameter loop (benchmarks).
   bool grouped = true;
 };
+
+// SpecGD (muon-lora-uniform-growth.md eq. (1) with mu = 0): exact U V^T, no momentum.
+MuonOptions specgd_options();
 
 // Data-parallel Muon without repeating the orthogonalization on every rank (every rank holds
 // the same all-reduced gradients): within each group of same-shape matrices the matrices are

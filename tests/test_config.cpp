@@ -76,7 +76,7 @@ TEST(ConfigTest, EveryBadInputNamesTheKeyAndWhatWasExpected) {
       {R"({"task": {"gamma": 0}})", {}, "task.gamma: expected a number > 0, got 0"},
       {R"({"task": {"init": "spectral"}})", {}, "task.init: expected one of a_zero, b_zero"},
       {R"({"optim": {"ns_steps": 0}})", {}, "optim.ns_steps: expected an integer in [1, 100], got 0"},
-      {R"({"optim": {"nesterov": true}})", {}, "optim.nesterov: expected optim.momentum > 0"},
+      {R"({"optim": {"name": "sgd", "nesterov": true}})", {}, "optim.nesterov: expected optim.momentum > 0"},
       {R"({"optim": {"beta": -1e-8}})", {}, "optim.beta: expected a number >= 0"},
       {"[1, 2]", {}, "expected a JSON object at the top level"},
       {"{}", {"train.steps=1e17"}, "train.steps: expected an integer <= 1e12, got 1e+17"},

@@ -167,8 +167,8 @@ TEST(FaultInjectionTest, KilledRunsResumeToTheUninterruptedResult) {
   const auto ra = records(dir / "ref" / "r" / "metrics.jsonl"), rb = records(out / "r" / "metrics.jsonl");
   ASSERT_EQ(ra.size(), rb.size());
   for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
-  const auto wa = load_tensor_dict((dir / "ref" / "r" / "checkpoints" / "step_40" / "model.pt").string());
-  const auto wb = load_tensor_dict((out / "r" / "checkpoints" / "step_40" / "model.pt").string());
+  const auto wa = load_tensor_dict((dir / "ref" / "r" / "checkpoints" / "step_40" / "trained.pt").string());
+  const auto wb = load_tensor_dict((out / "r" / "checkpoints" / "step_40" / "trained.pt").string());
   ASSERT_EQ(wa.size(), wb.size());
   int adapters = 0;
   for (const auto& [k, v] : wa) {

@@ -21,6 +21,7 @@
 #include "models/safetensors.h"
 #include "optim/adamw.h"
 #include "optim/muon.h"
+#include "trainer/sequence_loss.h"
 
 namespace lorascope {
 namespace {
@@ -80,10 +81,9 @@ TEST(GoldenTest, TrainingStepEqualsPeft) {
   EXPECT_TRUE(lora.rslora);
   model->train();
   const auto logits = model->forward(b.ids, b.mask);
-  const int64_t V = logits.size(-1);
-  // The trainer's loss: labels are next-token targets aligned with input_ids, -100 ignored.
-  const auto loss = at::cross_entropy_loss(logits.reshape({-1, V}), b.labels.reshape({-1}), {}, at::Reduction::Sum,
-                                           -100) / b.labels.ne(-100).sum();
+  // The trainer's loss (trainer/sequence_loss.h): labels are next-token targets aligned with
+  // input_ids, -100 ignored.
+  const auto loss = mean_loss(logits, b.labels, /*classification=*/false);
   EXPECT_LT(rel_err(loss.detach(), want.at("loss")), 1e-6);
   loss.backward();
   int checked = 0;

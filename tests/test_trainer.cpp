@@ -70,8 +70,8 @@ TEST(TrainerTest, ResumeFromCheckpointContinuesTheSameTrajectory) {
   const auto ra = records(a_dir / "metrics.jsonl"), rb = records(b_dir / "metrics.jsonl");
   ASSERT_EQ(ra.size(), rb.size());
   for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
-  auto wa = load_tensor_dict((a_dir / "checkpoints/step_18/model.pt").string());
-  auto wb = load_tensor_dict((b_dir / "checkpoints/step_18/model.pt").string());
+  auto wa = load_tensor_dict((a_dir / "checkpoints/step_18/trained.pt").string());
+  auto wb = load_tensor_dict((b_dir / "checkpoints/step_18/trained.pt").string());
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [k, v] : wa) EXPECT_TRUE(at::equal(v, wb.at(k))) << k;
   auto summary = read_json_file((a_dir / "summary.json").string());
@@ -109,8 +109,8 @@ TEST(TrainerTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
   }
   ASSERT_EQ(run_train(fx.spec(doc, {"train.halt_at_step=14"}), b_dir.string(), false).status, "halted");
   const auto newest = b_dir / "checkpoints" / "step_12";
-  fs::resize_file(newest / "model.pt", fs::file_size(newest / "model.pt") - 100);
-  EXPECT_NE(verify_checkpoint(newest.string()).find("model.pt"), std::string::npos);
+  fs::resize_file(newest / "trained.pt", fs::file_size(newest / "trained.pt") - 100);
+  EXPECT_NE(verify_checkpoint(newest.string()).find("trained.pt"), std::string::npos);
   EXPECT_NE(verify_checkpoint(newest.string()).find("truncated"), std::string::npos);
   std::vector<std::string> rejected;
   EXPECT_EQ(latest_checkpoint(b_dir.string(), &rejected), (b_dir / "checkpoints" / "step_6").string());
@@ -125,8 +125,8 @@ TEST(TrainerTest, DamagedNewestCheckpointFallsBackToThePreviousOne) {
   const auto ra = records(a_dir / "metrics.jsonl"), rb = records(b_dir / "metrics.jsonl");
   ASSERT_EQ(ra.size(), rb.size());
   for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
-  auto wa = load_tensor_dict((a_dir / "checkpoints/step_18/model.pt").string());
-  auto wb = load_tensor_dict((b_dir / "checkpoints/step_18/model.pt").string());
+  auto wa = load_tensor_dict((a_dir / "checkpoints/step_18/trained.pt").string());
+  auto wb = load_tensor_dict((b_dir / "checkpoints/step_18/trained.pt").string());
   for (const auto& [k, v] : wa) EXPECT_TRUE(at::equal(v, wb.at(k))) << k;
 
   // A flipped byte (same size) fails the checksum.

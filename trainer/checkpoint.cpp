@@ -2,9 +2,8 @@
 
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <stdexcept>
@@ -13,6 +12,7 @@
 #include "optim/state_io.h"
 #include "trainer/fault_injection.h"
 #include "trainer/file_integrity.h"
+#include "trainer/rng_state.h"
 #include "trainer/metrics_writer.h"
 
 namespace lorascope {
@@ -96,8 +96,49 @@ json file_entry(const fs::path& path) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const Optimizer& optimizer,
-                     const TrainState& state, const json& config, int keep) {
+TensorDict named_tensors(torch::nn::Module& module, const std::vector<std::string>& names) {
+  const auto all = module_state(module);
+  TensorDict out;
+  for (const auto& n : names) {
+    auto it = all.find(n);
+    if (it == all.end()) throw std::logic_error("checkpoint: the model has no tensor \"" + n + "\"");
+    out[n] = it->second;
+  }
+  return out;
+}
+
+json base_fingerprint(torch::nn::Module& model, const std::vector<std::string>& frozen) {
+  at::NoGradGuard no_grad;
+  json out = json::object();
+  for (const auto& [name, t] : named_tensors(model, frozen)) {
+    const auto x = t.to(at::kCPU, at::kDouble);
+    out[name] = {{"shape", t.sizes().vec()}, {"sum", x.sum().item<double>()}, {"sum_sq", x.square().sum().item<double>()}};
+  }
+  return out;
+}
+
+std::string fingerprint_mismatch(const json& saved, const json& now) {
+  for (const auto& [name, want] : saved.items()) {
+    if (!now.contains(name)) return name + ": in the checkpoint's base, not in this one";
+    const auto& got = now.at(name);
+    if (got.at("shape") != want.at("shape")) {
+      return name + ": shape " + want.at("shape").dump() + " in the checkpoint's base, " + got.at("shape").dump() + " now";
+    }
+    for (const char* k : {"sum", "sum_sq"}) {
+      const double a = want.at(k), b = got.at(k);
+      if (std::abs(a - b) > 1e-9 * std::max({1.0, std::abs(a), std::abs(b)})) {
+        return name + ": " + k + " " + json(a).dump() + " in the checkpoint's base, " + json(b).dump() + " now";
+      }
+    }
+  }
+  for (const auto& [name, v] : now.items()) {
+    if (!saved.contains(name)) return name + ": in this base, not in the checkpoint's";
+  }
+  return "";
+}
+
+void save_checkpoint(const std::string& run_dir, const TensorDict& trained, const Optimizer& optimizer,
+                     const TrainState& state, const json& meta, int keep) {
   static int64_t saves = 0;  // this process's checkpoint writes, for fault injection
   ++saves;
   const fs::path root = fs::path(run_dir) / "checkpoints";
@@ -110,17 +151,17 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model, const
   const fs::path tmp = root / (".tmp_step_" + std::to_string(state.step));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  save_tensor_dict(module_state(model), (tmp / "model.pt").string());
+  save_tensor_dict(trained, (tmp / "trained.pt").string());
   if (fault_requested("kill_in_checkpoint", saves)) std::raise(SIGKILL);
   save_tensor_dict(optimizer.state_dict(), (tmp / "optimizer.pt").string());
   json st = state.to_json();
-  if (!config.is_null()) st["config"] = config;
-  // The default CPU generator drives dropout; its state makes the resumed trajectory identical.
-  auto gen_state = at::detail::getDefaultCPUGenerator().get_state();
-  save_tensor_dict({{"cpu_generator", gen_state}}, (tmp / "rng.pt").string());
+  if (meta.is_object()) {
+    for (const auto& [k, v] : meta.items()) st[k] = v;
+  }
+  save_tensor_dict(generator_states(), (tmp / "rng.pt").string());
   write_json_atomic((tmp / "state.json").string(), st);
   json manifest = {{"step", state.step}, {"files", json::object()}};
-  for (const char* f : {"model.pt", "optimizer.pt", "rng.pt", "state.json"}) {
+  for (const char* f : {"trained.pt", "optimizer.pt", "rng.pt", "state.json"}) {
     fsync_path((tmp / f).string());
     manifest["files"][f] = file_entry(tmp / f);
   }
@@ -172,13 +213,30 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir,
   return std::nullopt;
 }
 
-TrainState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer) {
-  load_module_state(model, load_tensor_dict(dir + "/model.pt"), dir + "/model.pt");
+json checkpoint_meta(const std::string& dir) { return read_json_file(dir + "/state.json"); }
+
+TrainState load_checkpoint(const std::string& dir, torch::nn::Module& model, const std::vector<std::string>& trained,
+                           Optimizer& optimizer, std::string* warning) {
+  // A checkpoint from before trained.pt holds the whole model in model.pt.
+  const std::string file = fs::exists(dir + "/trained.pt") ? dir + "/trained.pt" : dir + "/model.pt";
+  const auto saved = load_tensor_dict(file);
+  auto targets = named_tensors(model, trained);
+  at::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) {
+    auto it = saved.find(name);
+    if (it == saved.end()) {
+      throw std::runtime_error(file + ": missing tensor \"" + name + "\" (a checkpoint of another adapter setup?)");
+    }
+    if (!it->second.sizes().equals(target.sizes())) {
+      throw std::runtime_error(file + ": " + name + ": expected shape " + c10::str(target.sizes()) + ", got " +
+                               c10::str(it->second.sizes()));
+    }
+    target.copy_(it->second);
+  }
   optimizer.load_state_dict(load_tensor_dict(dir + "/optimizer.pt"));
-  auto rng = load_tensor_dict(dir + "/rng.pt");
-  at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle to the global one
-  gen.set_state(rng.at("cpu_generator"));
-  return TrainState::from_json(read_json_file(dir + "/state.json"));
+  const std::string problem = restore_generator_states(load_tensor_dict(dir + "/rng.pt"));
+  if (warning) *warning = problem;
+  return TrainState::from_json(checkpoint_meta(dir));
 }
 
 }  // namespace lorascope

@@ -80,7 +80,7 @@ void check_mf_config(const json& c, const std::string& where) {
   check_optimizer_config(c, where);
   const auto& flow = c.at("flow");
   if (flow.at("method") != "none") {
-    const auto& o = c.at("optim");
+    const json o = resolved_optim(c.at("optim"));
     const std::string name = o.at("name");
     if (name == "adamw" || o.at("momentum").get<double>() != 0.0) {
       throw ConfigError(where + ": flow.method: the flow has the field of gd or specgd (sgd or "
@@ -117,7 +117,7 @@ MFConfig MFConfig::from_json(const json& c) {
   m.log_every = c.at("train").at("log_every");
   m.stop_loss = c.at("train").at("stop_loss");
   m.log_factors = c.at("monitor").at("factors");
-  m.optim = c.at("optim");
+  m.optim = resolved_optim(c.at("optim"));
   m.schedule = c.at("schedule");
   m.flow_method = c.at("flow").at("method");
   m.flow_rtol = c.at("flow").at("rtol");

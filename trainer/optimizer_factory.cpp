@@ -14,16 +14,23 @@ using nlohmann::json;
 
 void add_optimizer_keys(ConfigSchema& s) {
   s.string("optim.name", "muon", {"muon", "specgd", "sgd", "gd", "adamw", "hybrid"},
-           "optimizer; specgd = muon with momentum 0, gd = sgd with momentum 0");
+           "optimizer. muon = Muon as its users know it (momentum 0.95, Nesterov, 5 Newton-Schulz "
+           "steps); specgd = the paper's SpecGD (exact U V^T, momentum 0); gd = sgd with momentum 0; "
+           "hybrid = muon (old name). Transformers: Muon/SpecGD on the adapter factors (LoRA) or "
+           "hidden matrices (pretrain), AdamW (optim.adamw_lr, optim.adamw_weight_decay) on the rest");
   auto& lr = s.number("optim.lr", 0.01, "base learning rate (Muon: step length in spectral norm)");
   lr.min = 0;
   lr.min_exclusive = true;
-  auto& mom = s.number("optim.momentum", 0.0, "momentum mu (paper eq. (1)); 0 = no momentum");
+  // Unset: the optimizer's own default (resolved_optim()), so that muon and specgd each mean
+  // what their users expect and sgd keeps momentum 0.
+  auto& mom = s.number("optim.momentum", nullptr,
+                       "momentum mu (paper eq. (1)); default: muon 0.95, specgd/sgd/gd 0");
   mom.min = 0;
   mom.max = 0.9999;
-  s.boolean("optim.nesterov", false, "Nesterov momentum");
-  s.string("optim.orthogonalizer", "exact", {"exact", "smoothed", "newton_schulz"},
-           "Muon's T: exact U V^T, smoothed T_beta (eq. 6), or Newton-Schulz quintic");
+  s.boolean("optim.nesterov", false, "Nesterov momentum; default: muon true, others false").default_value = nullptr;
+  s.string("optim.orthogonalizer", nullptr, {"exact", "smoothed", "newton_schulz"},
+           "Muon's T: exact U V^T, smoothed T_beta (eq. 6), or Newton-Schulz quintic; default: "
+           "muon newton_schulz, specgd exact");
   s.number("optim.beta", 0.0, "beta of T_beta (smoothed only)").min = 0;
   auto& ns = s.integer("optim.ns_steps", 5, "Newton-Schulz iterations");
   ns.min = 1;
@@ -31,6 +38,8 @@ void add_optimizer_keys(ConfigSchema& s) {
   s.string("optim.lr_scaling", "none", {"none", "original", "match_adamw_rms"},
            "Muon per-matrix lr scale: 1, sqrt(max(1,rows/cols)) or 0.2*sqrt(max(rows,cols))");
   s.number("optim.weight_decay", 0.0, "decoupled weight decay (muon, adamw); L2 for sgd").min = 0;
+  s.number("optim.adamw_weight_decay", nullptr,
+           "weight decay of the AdamW side of a Muon/SpecGD run (default: optim.weight_decay)").min = 0;
   auto& b1 = s.number("optim.beta1", 0.9, "AdamW first-moment decay");
   b1.min = 0;
   b1.max = 0.9999;
@@ -40,7 +49,9 @@ void add_optimizer_keys(ConfigSchema& s) {
   auto& eps = s.number("optim.eps", 1e-8, "AdamW epsilon");
   eps.min = 0;
   eps.min_exclusive = true;
-  auto& alr = s.number("optim.adamw_lr", 1e-3, "hybrid only: AdamW's learning rate");
+  auto& alr = s.number("optim.adamw_lr", 1e-3,
+                       "every Muon/SpecGD run of a transformer: the learning rate of its AdamW side "
+                       "(heads, embeddings, norms, biases, modules_to_save); optim.lr is Muon's");
   alr.min = 0;
   alr.min_exclusive = true;
   s.string("schedule.kind", "constant", {"constant", "cosine"}, "learning-rate schedule");
@@ -54,8 +65,28 @@ void add_optimizer_keys(ConfigSchema& s) {
   mf.max = 1;
 }
 
+json resolved_optim(const json& given) {
+  json o = given;
+  const std::string name = o.at("name");
+  const bool muon = name == "muon" || name == "hybrid";
+  const MuonOptions defaults = name == "specgd" ? specgd_options() : MuonOptions{};
+  if (!o.contains("momentum") || o["momentum"].is_null()) o["momentum"] = muon ? defaults.momentum : 0.0;
+  if (!o.contains("nesterov") || o["nesterov"].is_null()) {
+    // Nesterov with momentum 0 is plain momentum 0; muon's default follows an explicit 0.
+    o["nesterov"] = muon && o["momentum"].get<double>() > 0 ? defaults.nesterov : false;
+  }
+  if (!o.contains("orthogonalizer") || o["orthogonalizer"].is_null()) {
+    o["orthogonalizer"] = name == "specgd" ? "exact" : (muon ? "newton_schulz" : "exact");
+  }
+  if (!o.contains("adamw_weight_decay") || o["adamw_weight_decay"].is_null()) {
+    o["adamw_weight_decay"] = o.at("weight_decay");
+  }
+  return o;
+}
+
 void check_optimizer_config(const json& config, const std::string& where) {
-  const auto& o = config.at("optim");
+  const auto& given = config.at("optim");
+  const json o = resolved_optim(given);
   const std::string name = o.at("name");
   const double mu = o.at("momentum");
   if ((name == "specgd" || name == "gd") && mu != 0.0) {
@@ -69,7 +100,8 @@ void check_optimizer_config(const json& config, const std::string& where) {
 }
 
 namespace {
-MuonOptions muon_options(const json& o) {
+MuonOptions muon_options(const json& given) {
+  const json o = resolved_optim(given);
   const std::string name = o.at("name");
   MuonOptions muon;
   muon.lr = o.at("lr");
@@ -83,7 +115,8 @@ MuonOptions muon_options(const json& o) {
   return muon;
 }
 
-AdamWOptions adamw_options(const json& o) {
+AdamWOptions adamw_options(const json& given) {
+  const json o = resolved_optim(given);
   AdamWOptions adamw;
   adamw.lr = o.at("lr");
   adamw.beta1 = o.at("beta1");
@@ -94,22 +127,29 @@ AdamWOptions adamw_options(const json& o) {
 }
 }  // namespace
 
-std::unique_ptr<Optimizer> make_hybrid(const json& o, ParamSplit split) {
-  auto adamw = adamw_options(o);
+AdamWOptions adamw_side_options(const json& given) {
+  const json o = resolved_optim(given);
+  AdamWOptions adamw = adamw_options(o);
   adamw.lr = o.at("adamw_lr");
+  adamw.weight_decay = o.at("adamw_weight_decay");
+  return adamw;
+}
+
+MuonOptions muon_side_options(const json& optim) { return muon_options(optim); }
+
+std::unique_ptr<Optimizer> make_hybrid(const json& o, ParamSplit split) {
+  auto adamw = adamw_side_options(o);
   return std::make_unique<Hybrid>(std::move(split), muon_options(o), adamw);
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const json& o, std::vector<at::Tensor> params) {
+std::unique_ptr<Optimizer> make_optimizer(const json& given, std::vector<at::Tensor> params) {
+  const json o = resolved_optim(given);
   const std::string name = o.at("name");
   const MuonOptions muon = muon_options(o);
   AdamWOptions adamw = adamw_options(o);
   if (name == "muon" || name == "specgd") return std::make_unique<Muon>(std::move(params), muon);
   if (name == "adamw") return std::make_unique<AdamW>(std::move(params), adamw);
-  if (name == "hybrid") {
-    adamw.lr = o.at("adamw_lr");
-    return std::make_unique<Hybrid>(split_for_muon(params), muon, adamw);
-  }
+  if (name == "hybrid") return std::make_unique<Hybrid>(split_for_muon(params), muon, adamw_side_options(o));
   SGDOptions sgd;
   sgd.lr = o.at("lr");
   sgd.momentum = name == "gd" ? 0.0 : o.at("momentum").get<double>();

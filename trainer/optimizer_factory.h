@@ -1,6 +1,10 @@
 // Builds optimizers and schedules from the "optim" / "schedule" sections of any config.
-//   optim.name: muon | specgd (= muon, momentum 0) | sgd | gd (= sgd, momentum 0) | adamw |
-//               hybrid (muon for 2-D tensors, adamw for the rest)
+//   optim.name: muon   Muon as its users know it: momentum 0.95, Nesterov, 5 Newton-Schulz steps
+//               specgd the paper's SpecGD: exact U V^T, momentum 0
+//               sgd | gd (= sgd, momentum 0) | adamw |
+//               hybrid (muon for 2-D tensors, adamw for the rest; the trainer treats it as muon)
+// optim.momentum / nesterov / orthogonalizer are unset by default and take the named
+// optimizer's defaults (optim/muon.h MuonOptions, specgd_options()); resolved_optim() fills them.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -18,6 +22,12 @@ namespace lorascope {
 void add_optimizer_keys(ConfigSchema& schema);
 // Cross-key checks: specgd/gd with momentum, nesterov without momentum, ... (ConfigError).
 void check_optimizer_config(const nlohmann::json& config, const std::string& where);
+// The optim section with the keys left unset filled from the named optimizer's defaults
+// (momentum, nesterov, orthogonalizer; adamw_weight_decay = weight_decay).
+nlohmann::json resolved_optim(const nlohmann::json& optim);
+// Muon's options from optim.*; the AdamW side of a Muon run (optim.adamw_lr, adamw_weight_decay).
+MuonOptions muon_side_options(const nlohmann::json& optim);
+AdamWOptions adamw_side_options(const nlohmann::json& optim);
 
 std::unique_ptr<Optimizer> make_optimizer(const nlohmann::json& optim,
                                           std::vector<at::Tensor> params);

@@ -13,17 +13,18 @@
 
 namespace lorascope {
 
-// train(JsonlWriter&) -> an outcome with a `summary` member; returns that outcome.
+// train(JsonlWriter&) -> an outcome with a `summary` member; returns that outcome. A resumed run
+// appends to metrics.jsonl; a null summary (a run halted as if killed) writes no summary.json.
 template <typename Train>
-auto run_in_directory(const RunSpec& run, const std::string& run_dir, Train&& train) {
+auto run_in_directory(const RunSpec& run, const std::string& run_dir, Train&& train, bool append_metrics = false) {
   std::filesystem::create_directories(run_dir);
   write_json_atomic(run_dir + "/config.json", run.config);
   decltype(train(std::declval<JsonlWriter&>())) out;
   {
-    JsonlWriter metrics(run_dir + "/metrics.jsonl");
+    JsonlWriter metrics(run_dir + "/metrics.jsonl", append_metrics);
     out = train(metrics);
   }  // metrics.jsonl is flushed and closed before the summary says the run is over
-  write_json_atomic(run_dir + "/summary.json", out.summary);
+  if (!out.summary.is_null()) write_json_atomic(run_dir + "/summary.json", out.summary);
   return out;
 }
 

@@ -4,12 +4,16 @@
 //             -> optimizer over every parameter -> causal-LM training. Writes the base model:
 //             RUN_DIR/{model.pt, model_config.json, tokenizer.model}.
 //   finetune: base model + its tokenizer -> task head (classification for labelled data, else
-//             the LM head) -> LoRA adapters (base frozen) -> optimizer (muon/hybrid: Muon on the
-//             adapter matrices, AdamW on the head; adamw; sgd) -> training with evaluation,
-//             per-adapter spectra and checkpoints.
+//             the LM head) -> LoRA adapters (base frozen) -> optimizer routed by parameter role
+//             (trainer/optimizer_routing.h: muon/specgd on the adapter factors, AdamW on the
+//             modules trained in full; adamw; sgd) -> training with evaluation, per-adapter
+//             spectra and checkpoints.
 //
-// Both write RUN_DIR/{config.json, metrics.jsonl, summary.json} and checkpoints; --resume
-// continues from the newest checkpoint on the same trajectory (same batches, same RNG state).
+// run_train is setup (trainer/train_session.h), then train(): a loop around train_step() with
+// ordered hooks (trainer/train_hooks.h), inside run_in_directory (trainer/run_directory.h).
+// Both write RUN_DIR/{config.json, metrics.jsonl, summary.json} and checkpoints of what trains;
+// --resume continues from the newest checkpoint on the same trajectory (same batches, same RNG
+// state) after checking the config and the base model's fingerprint.
 //
 // Data parallel (a DataParallel with a Communicator): every rank builds the same global batches
 // (train.batch_size is the global micro-batch, the data order does not depend on the world size)
@@ -23,7 +27,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "trainer/config.h"
 #include "trainer/distributed.h"
@@ -31,9 +37,14 @@
 namespace lorascope {
 
 struct TrainOutcome {
-  std::string status;  // "completed" | "diverged"
+  std::string status;  // "completed" | "diverged" | "halted" (then summary is null)
   nlohmann::json summary;
 };
+
+struct Session;
+struct TrainState;
+class MetricsSink;
+class TrainHook;
 
 struct DataParallel {
   Communicator* comm = nullptr;
@@ -44,6 +55,9 @@ struct DataParallel {
 
 // Checks what can be checked before writing anything (data present, base readable).
 void validate_train_run(const RunSpec& run);
+// The training loop alone, from state `from`, records to `metrics`: testable without files.
+TrainOutcome train(Session& s, const TrainState& from, MetricsSink& metrics,
+                   std::vector<std::unique_ptr<TrainHook>>& hooks);
 // dp: null or a DataParallel whose comm is null for a single-process run.
 TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resume,
                        const DataParallel* dp = nullptr);

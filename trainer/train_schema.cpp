@@ -83,10 +83,14 @@ ConfigSchema build() {
   positive(s, "train.epochs", 1, "passes over the training split");
   non_negative(s, "train.max_steps", 0, "stop after this many optimizer steps (0 = epochs)");
   positive(s, "train.batch_size", 16, "examples (or packed rows) per micro-batch");
-  positive(s, "train.grad_accum", 1, "micro-batches per optimizer step");
+  positive(s, "train.grad_accum", 1,
+           "micro-batches per optimizer step (at most an epoch's); the step's loss is the mean over all "
+           "their targets");
   s.number("train.clip_norm", 1.0, "global gradient-norm clip (0 = off)").min = 0;
   non_negative(s, "train.eval_every", 0, "evaluate every N steps (0 = at the end only)");
-  non_negative(s, "train.eval_batches", 0, "validation batches per evaluation (0 = all)");
+  non_negative(s, "train.eval_batches", 0,
+               "evaluation during training: a fixed, seeded sample of eval_batches x batch_size validation "
+               "examples, stratified by label (0 = all)");
   positive(s, "train.log_every", 10, "metrics line every N steps");
   non_negative(s, "train.checkpoint_every", 0, "checkpoint every N steps (0 = at the end)");
   positive(s, "train.keep_checkpoints", 3,
@@ -172,7 +176,7 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.train_head = l.at("train_head");
   t.adapter_path = l.at("adapter");
   t.export_peft = l.at("export_peft");
-  t.optim = c.at("optim");
+  t.optim = resolved_optim(c.at("optim"));
   t.schedule = c.at("schedule");
   const auto& tr = c.at("train");
   t.epochs = tr.at("epochs");

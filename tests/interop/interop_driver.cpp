@@ -33,6 +33,7 @@
 #include "optim/adamw.h"
 #include "optim/muon.h"
 #include "optim/orthogonalize.h"
+#include "trainer/sequence_loss.h"
 
 namespace {
 
@@ -53,17 +54,6 @@ at::Tensor int_rows(const json& j, const std::string& key, const std::string& pa
   return at::tensor(v.get<std::vector<int64_t>>(), at::kLong);
 }
 
-// The loss of trainer/train_recipe.cpp (loss_of): classification: mean cross entropy over the
-// rows; LM: labels are next-token targets aligned with input_ids (labels[t] = input_ids[t + 1]),
-// -100 where no loss; the loss is the sum over the other positions divided by their count.
-at::Tensor batch_loss(const at::Tensor& logits, const at::Tensor& labels, bool classification) {
-  if (classification) return at::cross_entropy_loss(logits.to(at::kFloat), labels);
-  const int64_t V = logits.size(-1);
-  auto sum = at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), labels.reshape({-1}), {},
-                                    at::Reduction::Sum, -100);
-  return sum / labels.ne(-100).sum().clamp_min(1).to(sum.scalar_type());
-}
-
 int train_step(const std::string& model_dir, const std::string& adapter, const std::string& batch_path,
                const std::string& head, const std::string& out) {
   std::ifstream in(batch_path);
@@ -79,7 +69,7 @@ int train_step(const std::string& model_dir, const std::string& adapter, const s
   // As the trainer does: an unpadded batch goes without a mask (causal attention's own path).
   const bool padded = mask.eq(0).any().item<bool>();
   const auto logits = model->forward(ids, padded ? mask : at::Tensor());
-  const auto loss = batch_loss(logits, labels, head == "classification");
+  const auto loss = mean_loss(logits, labels, head == "classification");  // the trainer's loss (trainer/sequence_loss.h)
   loss.backward();
   const std::string family = hf_family(model->config());
   std::map<std::string, at::Tensor> tensors = {{"loss", loss.detach().to(at::kDouble).reshape({1})}};
