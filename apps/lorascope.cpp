@@ -9,9 +9,11 @@
 
 #include "apps/commands.h"
 #include "trainer/config.h"
+#include "trainer/malloc_tuning.h"
 #include "trainer/threads.h"
 
 int main(int argc, char** argv) {
+  lorascope::tune_malloc_for_tensors();  // before the first tensor: see trainer/malloc_tuning.h
   CLI::App app{"lorascope: spectral dynamics of LoRA adapters under Muon, SpecGD, GD and AdamW"};
   app.require_subcommand(1);
   // One line per error, like every other lorascope message.
