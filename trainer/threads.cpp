@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
@@ -33,6 +34,13 @@ int configure_threads(int requested) {
   at::set_num_threads(n);
   set_blas_threads(n);
   return n;
+}
+
+void reexec_with_passive_openmp_wait(const char* exe, char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+  execv(exe, argv);
+  unsetenv("OMP_WAIT_POLICY");  // exec failed: carry on as we were
 }
 
 }  // namespace lorascope
