@@ -78,8 +78,12 @@ def main():
                 sides = []
                 for b in binaries:
                     label = "lorascope" if len(binaries) == 1 else "lorascope:" + b
-                    sides.append((label, [b, "--device", "cpu", "--threads", t, "finetune",
-                                          "--no-bf16"] + common))
+                    # --layers is an option of lorascope_bench itself, before the subcommand.
+                    layers = common[common.index("--layers"):][:2] if "--layers" in common else []
+                    rest = [a for i, a in enumerate(common)
+                            if not layers or i not in (common.index("--layers"), common.index("--layers") + 1)]
+                    sides.append((label, [b, "--device", "cpu", "--threads", t] + layers +
+                                  ["finetune", "--no-bf16"] + rest))
                 sides.append(("peft", [args.python, os.path.join(REPO, "bench/peer_finetune.py"),
                                        "--device", "cpu", "--threads", t, "--no-bf16"] + common))
                 if rep % 2:
