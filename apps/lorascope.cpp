@@ -9,10 +9,12 @@
 
 #include "apps/commands.h"
 #include "trainer/config.h"
+#include "trainer/malloc_tuning.h"
 #include "trainer/threads.h"
 #include "util/json_file.h"
 
 int main(int argc, char** argv) {
+  lorascope::tune_malloc_for_tensors();  // before the first tensor: see trainer/malloc_tuning.h
   CLI::App app{"lorascope: spectral dynamics of LoRA adapters under Muon, SpecGD, GD and AdamW"};
   app.require_subcommand(1);
   // One line per error, like every other lorascope message.
@@ -41,6 +43,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  }
+  // Training with more than one thread: OpenMP threads that wait without spinning (see
+  // trainer/threads.h; the process is started again once, before any work).
+  const std::string command = app.get_subcommands().front()->get_name();
+  if (threads != 1 && (command == "pretrain" || command == "finetune" || command == "compare")) {
+    lorascope::reexec_with_passive_openmp_wait("/proc/self/exe", argv);
   }
   try {
     lorascope::configure_threads(threads);

@@ -3,16 +3,24 @@
 //
 //   muon-step  the optimizer step over the LoRA factors of every layer (random gradients):
 //              grouped Muon, the per-parameter Muon loop, and AdamW
-//   finetune   LoRA fine-tuning steps of a randomly initialised model on random token ids:
-//              bf16 autocast forward, cross-entropy, backward, optimizer step; tokens/s, the
-//              matmul FLOP rate, peak memory, and the cost of logging every adapter's spectrum
+//   finetune   LoRA fine-tuning steps on random token ids: bf16 autocast (or float32)
+//              forward, cross-entropy, backward, optimizer step; tokens/s, the matmul FLOP rate,
+//              peak memory, and the cost of logging every adapter's spectrum. --model picks the
+//              LLaMA-3.2-1B shapes (random weights, causal LM), the demo's small LLaMA (random
+//              weights, 2-label classification as in configs/lm/compare_spam.json) or the real
+//              all-MiniLM-L6-v2 (classification on the normalized mean-pooled embedding);
+//              bench/finetune_vs_peft.py runs it beside bench/peer_finetune.py on the CPU
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,12 +32,15 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include "models/hf_checkpoint.h"
 #include "models/lora.h"
 #include "models/sequence_model.h"
 #include "optim/adamw.h"
+#include "optim/hybrid.h"
 #include "optim/muon.h"
 #include "trainer/adapter_monitor.h"
 #include "trainer/autocast_guard.h"
+#include "trainer/malloc_tuning.h"
 #include "trainer/threads.h"
 
 namespace {
@@ -51,6 +62,31 @@ lorascope::TransformerConfig llama32_1b(int64_t layers) {
   c.rms_norm_eps = 1e-5;
   c.tie_embeddings = true;
   return c;
+}
+
+// The demo's base model (configs/lm/pretrain_brown.json: runs/base/brown).
+lorascope::TransformerConfig demo_small_llama() {
+  lorascope::TransformerConfig c;
+  c.arch = "llama";
+  c.vocab_size = 4096;
+  c.hidden_size = 128;
+  c.num_layers = 4;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.intermediate_size = 344;
+  c.max_positions = 256;
+  c.pad_token_id = 0;
+  return c;
+}
+
+// Every linear layer of the encoder blocks (bench/peer_finetune.py gives PEFT the same regex);
+// MiniLM's pooler, when loaded, stays frozen.
+const char* kBertAllLinear = R"(.*encoder\.layer\.\d+\..*(query|key|value|dense))";
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
 // Waits for the device: a scalar read back to the host.
@@ -172,6 +208,40 @@ json bench_muon_step(const at::Device& d, const std::string& targets, int64_t r,
   return res;
 }
 
+// The cost of one spectral log (trainer/adapter_monitor.h: every adapter's singular values from
+// thin QRs and an r x r SVD) over LoRA adapters of LLaMA-3.2-1B shapes, or of the demo's small
+// LLaMA (A ~ N(0, 1/in), B ~ N(0, 0.02^2)); bench/monitor_cost.py sets it beside the post-hoc
+// way, a full SVD of each scaling * B A.
+json bench_spectra(const at::Device& d, const std::string& model, const std::string& targets,
+                   int64_t r, int layers, int repeats) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  std::vector<std::pair<int64_t, int64_t>> shapes;
+  if (model == "small") {
+    const auto c = demo_small_llama();
+    const int64_t h = c.hidden_size, kv = c.num_kv_heads * c.head_dim(), m = c.intermediate_size;
+    layers = static_cast<int>(c.num_layers);
+    shapes = targets == "qv" ? std::vector<std::pair<int64_t, int64_t>>{{h, h}, {kv, h}}
+                             : std::vector<std::pair<int64_t, int64_t>>{{h, h}, {kv, h}, {kv, h}, {h, h},
+                                                                        {m, h}, {m, h}, {h, m}};
+  } else {
+    shapes = adapted_layers(targets);
+  }
+  std::vector<lorascope::AdapterRef> adapters;
+  for (int l = 0; l < layers; ++l) {
+    for (auto [out, in] : shapes) {
+      lorascope::AdapterRef a;
+      a.name = "layers." + std::to_string(l) + "." + std::to_string(adapters.size());
+      a.A = at::randn({r, in}, gen, at::kFloat).div_(std::sqrt(static_cast<double>(in))).to(d);
+      a.B = at::randn({out, r}, gen, at::kFloat).mul_(0.02).to(d);
+      a.scaling = 2.0;
+      adapters.push_back(a);
+    }
+  }
+  const double ms = median_ms(d, 2, repeats, 5, [&] { (void)lorascope::adapter_spectra(adapters); });
+  return {{"bench", "spectra"}, {"impl", "lorascope"}, {"model", model}, {"targets", targets},
+          {"r", r}, {"adapters", adapters.size()}, {"device", d.str()}, {"ms_per_log", ms}};
+}
+
 // Matmul FLOPs per token of the forward pass: every linear layer (2 per weight) plus causal
 // attention's two products over an average context of (T+1)/2.
 double forward_flops_per_token(const lorascope::TransformerConfig& c, int64_t T) {
@@ -181,41 +251,90 @@ double forward_flops_per_token(const lorascope::TransformerConfig& c, int64_t T)
   return c.num_layers * (2 * linear + attn) + 2.0 * h * c.vocab_size;
 }
 
+// Muon on the adapter matrices and AdamW on the rest (a classification head), as the trainer
+// and the peer do; AdamW on everything otherwise.
 std::unique_ptr<lorascope::Optimizer> make_optimizer(const std::string& optim,
+                                                     const std::vector<lorascope::AdapterRef>& adapters,
                                                      const std::vector<at::Tensor>& trainable) {
-  if (optim == "muon") return std::make_unique<lorascope::Muon>(trainable, muon_options());
   lorascope::AdamWOptions ao;
   ao.lr = 1e-4;
   ao.weight_decay = 0.01;
-  return std::make_unique<lorascope::AdamW>(trainable, ao);
+  if (optim != "muon") return std::make_unique<lorascope::AdamW>(trainable, ao);
+  lorascope::ParamSplit split;
+  for (const auto& a : adapters) split.muon.push_back(a.A), split.muon.push_back(a.B);
+  for (const auto& p : trainable) {
+    const bool adapter = std::any_of(split.muon.begin(), split.muon.end(),
+                                     [&](const at::Tensor& m) { return m.is_same(p); });
+    if (!adapter) split.adamw.push_back(p);
+  }
+  return std::make_unique<lorascope::Hybrid>(split, muon_options(), ao);
+}
+
+struct FinetuneSpec {
+  std::string model = "llama1b";  // llama1b | small | minilm
+  std::string minilm_dir = ".cache/models/all-MiniLM-L6-v2";
+  std::string targets = "qv";      // qv | all
+  int64_t r = 8;
+  int layers = 16;
+};
+
+// The model with its adapters attached, and the LoRA config it got.
+std::shared_ptr<lorascope::SequenceModel> build_finetune_model(const FinetuneSpec& spec,
+                                                               at::Generator& gen) {
+  std::shared_ptr<lorascope::SequenceModel> model;
+  lorascope::LoraConfig lc;
+  lc.r = spec.r;
+  lc.alpha = 2.0 * spec.r;
+  if (spec.model == "minilm") {
+    if (!std::filesystem::exists(spec.minilm_dir + "/model.safetensors")) {
+      throw std::runtime_error("--minilm " + spec.minilm_dir +
+                               ": no model.safetensors (bash scripts/fetch_model.sh)");
+    }
+    model = lorascope::load_hf_model(spec.minilm_dir, "classification", 2, gen);
+    if (spec.targets == "all") lc.target_regex = kBertAllLinear;
+    else lc.targets = {"query", "value"};
+  } else {
+    const bool small = spec.model == "small";
+    model = lorascope::make_model(small ? demo_small_llama() : llama32_1b(spec.layers),
+                                  small ? "classification" : "causal_lm", 2, gen);
+    if (spec.targets == "all") {
+      lc.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    } else {
+      lc.targets = {"q_proj", "v_proj"};
+    }
+  }
+  if (model->head() == "classification") lc.modules_to_save = {model->head_module()};
+  (void)lorascope::attach_lora(*model, lc, gen);
+  return model;
 }
 
 // Every (optimizer, monitor interval) variant on one model (building a 1B model takes seconds):
 // a fresh optimizer per variant, one JSON line each.
-std::vector<json> bench_finetune(const at::Device& d, const std::vector<std::string>& optims,
-                                 const std::vector<int>& monitor_everys, int layers, int64_t batch,
-                                 int64_t seq, int steps, bool bf16) {
+std::vector<json> bench_finetune(const at::Device& d, const FinetuneSpec& spec,
+                                 const std::vector<std::string>& optims,
+                                 const std::vector<int>& monitor_everys, int64_t batch, int64_t seq,
+                                 int steps, bool bf16, int threads) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  const auto cfg = llama32_1b(layers);
-  auto model = lorascope::make_model(cfg, "causal_lm", 0, gen);
-  lorascope::LoraConfig lc;
-  lc.r = 8;
-  lc.alpha = 16;
-  lc.targets = {"q_proj", "v_proj"};
-  auto adapters = lorascope::attach_lora(*model, lc, gen);
+  auto model = build_finetune_model(spec, gen);
+  const auto cfg = model->config();
+  const bool classification = model->head() == "classification";
   model->to(d);
-  adapters = lorascope::find_adapters(*model);
+  model->train();
+  const auto adapters = lorascope::find_adapters(*model);
   std::vector<at::Tensor> trainable;
   for (auto& p : model->parameters()) {
     if (p.requires_grad()) trainable.push_back(p);
   }
-  auto ids = at::randint(cfg.vocab_size, {batch, seq + 1}, gen, at::kLong).to(d);
-  auto input = ids.narrow(1, 0, seq), labels = ids.narrow(1, 1, seq);
+  // Ids from 1: 0 is the small model's padding id. Full-length rows, no padding.
+  auto ids = at::randint(1, cfg.vocab_size, {batch, seq + 1}, gen, at::kLong).to(d);
+  auto input = ids.narrow(1, 0, seq).contiguous();
+  auto labels = classification ? at::randint(0, 2, {batch}, gen, at::kLong).to(d)
+                               : ids.narrow(1, 1, seq).contiguous();
   const at::Tensor mask;  // no padding: causal attention without a mask (flash kernel, no sync)
   std::vector<json> results;
   for (const auto& optim : optims) {
     for (int monitor_every : monitor_everys) {
-      auto opt = make_optimizer(optim, trainable);
+      auto opt = make_optimizer(optim, adapters, trainable);
       int64_t step = 0;
       auto train_step = [&] {
         at::Tensor logits;
@@ -223,7 +342,7 @@ std::vector<json> bench_finetune(const at::Device& d, const std::vector<std::str
           lorascope::AutocastGuard autocast(d.type(), bf16);
           logits = model->forward(input, mask);
         }
-        auto loss = at::cross_entropy_loss(logits.reshape({-1, cfg.vocab_size}).to(at::kFloat),
+        auto loss = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
                                            labels.reshape({-1}));
         loss.backward();
         opt->step();
@@ -234,16 +353,34 @@ std::vector<json> bench_finetune(const at::Device& d, const std::vector<std::str
         }
       };
       reset_peak_memory(d);
-      const double ms = median_ms(d, 3, 3, std::max(1, steps / 3), train_step);
+      // Steps timed one at a time (the median of single steps, as the peer times them); the
+      // process's CPU time over the same steps says how much of the wall time was work.
+      for (int i = 0; i < 3; ++i) train_step();
+      sync(d);
+      std::vector<double> step_ms;
+      const double cpu0 = cpu_seconds();
+      for (int i = 0; i < steps; ++i) {
+        const auto t0 = Clock::now();
+        train_step();
+        sync(d);
+        step_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+      const double cpu_ms_per_step = (cpu_seconds() - cpu0) * 1000.0 / steps;
+      std::sort(step_ms.begin(), step_ms.end());
+      const double ms = step_ms[step_ms.size() / 2];
       const double tokens = static_cast<double>(batch * seq);
       // Forward plus the input-gradient half of the backward (frozen weights get no gradient).
       const double flops = 2.0 * forward_flops_per_token(cfg, seq) * tokens;
-      results.push_back({{"bench", "finetune"}, {"optim", optim}, {"monitor_every", monitor_every},
-                         {"layers", layers}, {"batch", batch}, {"seq", seq}, {"bf16", bf16},
-                         {"device", d.str()}, {"step_ms", ms},
+      results.push_back({{"bench", "finetune"}, {"impl", "lorascope"}, {"model", spec.model},
+                         {"targets", spec.targets}, {"r", spec.r}, {"optim", optim},
+                         {"monitor_every", monitor_every}, {"threads", threads},
+                         {"layers", cfg.num_layers}, {"batch", batch}, {"seq", seq}, {"bf16", bf16},
+                         {"device", d.str()}, {"step_ms", ms}, {"step_ms_min", step_ms.front()},
+                         {"cpu_ms_per_step", cpu_ms_per_step},
                          {"tokens_per_s", tokens / (ms / 1000.0)},
                          {"matmul_tflops", flops / (ms / 1000.0) / 1e12},
-                         {"adapters", adapters.size()}, {"peak_mem_gib", peak_memory_gib(d)}});
+                         {"adapters", adapters.size()}, {"peak_mem_gib", peak_memory_gib(d)},
+                         {"torch", TORCH_VERSION}});
       std::printf("%s\n", results.back().dump().c_str());
       std::fflush(stdout);
     }
@@ -275,17 +412,37 @@ int main(int argc, char** argv) {
   ft->add_option("--monitor-every", monitor_everys,
                  "log every adapter's spectrum every N steps; 0 = never (a list: each is timed)")
       ->delimiter(',');
+  auto* spectra = app.add_subcommand("spectra", "one spectral log over every adapter");
+  std::string spectra_model = "llama1b";
+  spectra->add_option("--model", spectra_model, "llama1b | small")
+      ->check(CLI::IsMember({"llama1b", "small"}));
+  spectra->add_option("--targets", targets, "qv | all")->check(CLI::IsMember({"qv", "all"}));
+  spectra->add_option("--r", r, "LoRA rank");
+  spectra->add_option("--repeats", repeats, "timed rounds of 5 logs (median reported)");
+  FinetuneSpec spec;
+  ft->add_option("--model", spec.model, "llama1b (random, causal LM) | small (the demo's LLaMA, "
+                 "random, classification) | minilm (real weights, classification)")
+      ->check(CLI::IsMember({"llama1b", "small", "minilm"}));
+  ft->add_option("--minilm", spec.minilm_dir, "all-MiniLM-L6-v2 checkpoint directory");
+  ft->add_option("--targets", spec.targets, "qv | all (every linear layer of the blocks)")
+      ->check(CLI::IsMember({"qv", "all"}));
+  ft->add_option("--r", spec.r, "LoRA rank (alpha = 2 r)");
   ft->add_option("--batch", batch);
   ft->add_option("--seq", seq);
   ft->add_option("--steps", steps, "timed steps (3 warm-up steps come first)");
   ft->add_flag("--no-bf16", no_bf16, "float32 forward instead of bf16 autocast");
   CLI11_PARSE(app, argc, argv);
+  lorascope::tune_malloc_for_tensors();  // as lorascope's main() does
   try {
-    lorascope::configure_threads(threads);
+    threads = lorascope::configure_threads(threads);
     const at::Device d(device);
     if (d.is_cuda() && !at::hasCUDA()) throw std::runtime_error("--device cuda: no CUDA device");
     if (*muon) std::printf("%s\n", bench_muon_step(d, targets, r, layers, repeats).dump().c_str());
-    if (*ft) bench_finetune(d, optims, monitor_everys, layers, batch, seq, steps, !no_bf16);
+    if (*spectra) {
+      std::printf("%s\n", bench_spectra(d, spectra_model, targets, r, layers, repeats).dump().c_str());
+    }
+    spec.layers = layers;
+    if (*ft) bench_finetune(d, spec, optims, monitor_everys, batch, seq, steps, !no_bf16, threads);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lorascope_bench: %s\n", e.what());
     return 1;

@@ -25,6 +25,7 @@
 #include "models/sequence_model.h"
 #include "optim/adamw.h"
 #include "optim/muon.h"
+#include "trainer/malloc_tuning.h"
 #include "trainer/threads.h"
 
 namespace {
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   app.add_option("--optim", optim, "adamw | muon (Newton-Schulz) | specgd (exact)")
       ->check(CLI::IsMember({"adamw", "muon", "specgd"}));
   CLI11_PARSE(app, argc, argv);
+  lorascope::tune_malloc_for_tensors();  // as lorascope's main() does
   lorascope::configure_threads(threads);
 
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);

@@ -110,11 +110,15 @@ def main():
     ap.add_argument("--r", type=int, default=8)
     ap.add_argument("--layers", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     params = make_params(args.targets, args.r, args.layers, device)
     res = {"bench": "peer-muon-step", "targets": args.targets, "r": args.r,
-           "matrices": len(params), "device": str(device), "torch": torch.__version__}
+           "matrices": len(params), "device": str(device), "torch": torch.__version__,
+           "threads": torch.get_num_threads()}
     if device.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(device)
     if hasattr(torch.optim, "Muon"):

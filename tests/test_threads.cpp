@@ -1,0 +1,69 @@
+// trainer/threads.h: --threads N reaches every pool that runs the step's work, OpenBLAS's
+// included (Debian's LibTorch hands its GEMMs to OpenBLAS, whose pool at::set_num_threads does
+// not size).
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "trainer/threads.h"
+
+namespace lorascope {
+namespace {
+
+TEST(ThreadsTest, ConfigureThreadsSizesOpenMpAndOpenBlas) {
+  using GetThreads = int (*)();
+  auto* blas_threads = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const int before = at::get_num_threads();
+  for (int n : {1, 2}) {
+    EXPECT_EQ(configure_threads(n), n);
+    EXPECT_EQ(at::get_num_threads(), n);
+    if (blas_threads == nullptr) continue;  // a LibTorch on MKL: at::set_num_threads covers it
+    if (std::getenv("OPENBLAS_NUM_THREADS") != nullptr) continue;  // the user's setting wins
+    EXPECT_EQ(blas_threads(), n) << "OpenBLAS pool not sized by configure_threads(" << n << ")";
+  }
+  configure_threads(before);
+}
+
+// Runs reexec_with_passive_openmp_wait("/usr/bin/env") in a child whose OMP_WAIT_POLICY is
+// `policy` (nullptr: unset) and returns what the child printed.
+std::string child_output(const char* policy) {
+  int fds[2];
+  if (pipe(fds) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    if (policy) setenv("OMP_WAIT_POLICY", policy, 1); else unsetenv("OMP_WAIT_POLICY");
+    unsetenv("GOMP_SPINCOUNT");
+    char arg0[] = "env";
+    char* argv[] = {arg0, nullptr};
+    reexec_with_passive_openmp_wait("/usr/bin/env", argv);
+    const char msg[] = "not replaced\n";
+    (void)!write(1, msg, sizeof(msg) - 1);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return out;
+}
+
+TEST(ThreadsTest, ReexecSetsAPassiveOpenMpWaitUnlessTheUserChose) {
+  const auto unset = child_output(nullptr);
+  EXPECT_NE(unset.find("OMP_WAIT_POLICY=PASSIVE\n"), std::string::npos) << unset;
+  const auto chosen = child_output("ACTIVE");
+  EXPECT_EQ(chosen, "not replaced\n");
+}
+
+}  // namespace
+}  // namespace lorascope
