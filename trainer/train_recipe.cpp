@@ -241,10 +241,11 @@ at::Tensor loss_of(Session& s, const Batch& b, at::Tensor* logits_out = nullptr,
   // then takes causal attention's fused kernel and needs no device-to-host check for padding.
   const bool padded = b.attention_mask.defined() && b.attention_mask.eq(0).any().item<bool>();
   const auto mask = padded ? to_device(b.attention_mask, s.device) : at::Tensor();
+  const auto types = b.token_type_ids.defined() ? to_device(b.token_type_ids, s.device) : at::Tensor();
   at::Tensor logits;
   {
     AutocastGuard autocast(s.device.type(), s.cfg.bf16);  // forward only, as torch.autocast
-    logits = s.model->forward(ids, mask);
+    logits = s.model->forward(ids, mask, types);
   }
   if (logits_out) *logits_out = logits;
   if (s.classification) {
@@ -343,6 +344,7 @@ void validate_train_run(const RunSpec& run) {
   auto cfg = TrainConfig::from_json(run.config);
   (void)load_text_dataset(cfg.data_kind, cfg.data_path, cfg.load);
   if (cfg.mode != "finetune") return;
+  check_fetched_model(cfg.base);  // a fetched model that is missing or damaged names its fetch command
   if (!fs::is_directory(cfg.base)) {
     throw ConfigError(cfg.base + ": base: not a directory (expected `lorascope pretrain` output or a Hugging "
                       "Face checkpoint directory)");
@@ -641,6 +643,10 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
       } else {
         save_peft_adapter(*s.model, s.lora, run_dir + "/adapter", c.base);
         summary["peft_adapter"] = run_dir + "/adapter";
+        if (s.classification && s.model->config().pooling != "pooler") {
+          std::fprintf(stderr, "%s: note: the PEFT export's head reads %s pooling, not transformers' pooler "
+                       "(see %s/adapter/README.md)\n", c.name.c_str(), s.model->config().pooling.c_str(), run_dir.c_str());
+        }
       }
     }
     if (c.mode == "pretrain") {
