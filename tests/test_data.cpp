@@ -313,7 +313,10 @@ TEST(TextDatasetTest, RealDatasetsLoadWhenFetched) {
                                                                     : 1u);
   }
   EXPECT_EQ(load_text_dataset("moby_dick", "", {}).examples.size(), 135u);
-  EXPECT_EQ(load_text_dataset("spam_assassin", "", {}).examples.size(), 6046u);
+  // 6046 mails as JSON copies; the release served on 2026-12-02 (same version) held only the raw
+  // .txt mails, 5865 of them.
+  const auto mails = load_text_dataset("spam_assassin", "", {}).examples.size();
+  EXPECT_TRUE(mails == 6046u || mails == 5865u) << mails;
 }
 
 // ------------------------------------------------------------------------------------ splits
