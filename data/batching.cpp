@@ -37,13 +37,25 @@ Batch padded_batch(const std::vector<TokenizedExample>& data, const std::vector<
   batch.attention_mask = at::zeros({B, T}, at::kLong);                              // (B, T)
   batch.labels = targets == Targets::Class ? at::empty({B}, at::kLong)              // (B)
                                            : at::full({B, T}, kIgnore, at::kLong);  // (B, T)
+  bool typed = false;
+  for (size_t i = begin; i < end; ++i) typed = typed || !data[order[i]].type_ids.empty();
+  if (typed) batch.token_type_ids = at::zeros({B, T}, at::kLong);                   // (B, T)
   int64_t* ids = batch.input_ids.data_ptr<int64_t>();
   int64_t* mask = batch.attention_mask.data_ptr<int64_t>();
   int64_t* labels = batch.labels.data_ptr<int64_t>();
+  int64_t* types = typed ? batch.token_type_ids.data_ptr<int64_t>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
     const TokenizedExample& ex = data[order[begin + b]];
     const auto len = static_cast<int64_t>(ex.ids.size());
     std::copy(ex.ids.begin(), ex.ids.end(), ids + b * T);
+    if (types && !ex.type_ids.empty()) {
+      if (ex.type_ids.size() != ex.ids.size()) {
+        throw std::invalid_argument("padded batch: example " + std::to_string(order[begin + b]) + " has " +
+                                    std::to_string(ex.type_ids.size()) + " type ids for " +
+                                    std::to_string(ex.ids.size()) + " ids");
+      }
+      std::copy(ex.type_ids.begin(), ex.type_ids.end(), types + b * T);
+    }
     std::fill(mask + b * T, mask + b * T + len, int64_t{1});
     batch.num_tokens += len;
     if (targets == Targets::Class) {
@@ -81,9 +93,23 @@ std::vector<TokenizedExample> tokenize(const TextDataset& data, const Tokenizer&
                                        int64_t max_len, bool add_eos) {
   std::vector<TokenizedExample> out;
   out.reserve(data.examples.size());
+  const bool templated = tok.specials_from_post_processor();
   for (const auto& ex : data.examples) {
     TokenizedExample t;
     t.label = ex.label;
+    if (templated) {
+      auto enc = ex.prompt.empty() ? tok.encode_with_specials(ex.text, nullptr, std::max<int64_t>(max_len, 0))
+                                   : tok.encode_with_specials(ex.prompt, &ex.text, std::max<int64_t>(max_len, 0));
+      t.ids = std::move(enc.ids);
+      t.type_ids = std::move(enc.type_ids);
+      // The prompt segment ends at the first id of the second segment ([CLS] prompt [SEP]).
+      if (!ex.prompt.empty()) {
+        t.prompt_len = static_cast<int64_t>(
+            std::find(t.type_ids.begin(), t.type_ids.end(), int64_t{1}) - t.type_ids.begin());
+      }
+      out.push_back(std::move(t));
+      continue;
+    }
     if (tok.bos_id() >= 0) t.ids.push_back(tok.bos_id());
     if (!ex.prompt.empty()) {
       const auto prompt = tok.encode(ex.prompt);
@@ -165,6 +191,7 @@ Batch slice_rows(const Batch& batch, int64_t begin, int64_t end) {
   out.input_ids = batch.input_ids.slice(0, begin, end);
   out.attention_mask = batch.attention_mask.slice(0, begin, end);
   out.labels = batch.labels.slice(0, begin, end);
+  if (batch.token_type_ids.defined()) out.token_type_ids = batch.token_type_ids.slice(0, begin, end);
   out.num_tokens = out.attention_mask.sum().item<int64_t>();
   return out;
 }

@@ -18,17 +18,26 @@ struct Batch {
   at::Tensor labels;          // classification: (B) int64; LM / SFT: (B, T) int64 next-token
                               // targets aligned with input_ids (labels[t] = input_ids[t + 1]),
                               // -100 where no loss (padding, prompt, last position)
+  at::Tensor token_type_ids;  // (B, T) int64 segment ids (BERT: 0 = first text, 1 = second,
+                              // 0 on padding); undefined when the examples carry none
   int64_t num_tokens = 0;     // real tokens in the batch (for throughput)
 };
 
 // Tokenized examples, kept so that batching each epoch needs no re-tokenization.
 struct TokenizedExample {
-  std::vector<int64_t> ids;   // bos + tokens (+ eos for LM), truncated to max_len
+  std::vector<int64_t> ids;   // bos + tokens (+ eos for LM), truncated to max_len; or the
+                              // tokenizer's template ([CLS] text [SEP]) around the truncated text
   int64_t label = -1;
   int64_t prompt_len = 0;     // SFT: first prompt_len ids carry no loss
+  std::vector<int64_t> type_ids;  // one per id from the template, or empty (all 0)
 };
 
-// max_len <= 0: no truncation (packed LM data is cut into rows later anyway).
+// A tokenizer whose specials come from its post-processor (WordPiece: BERT, MiniLM) encodes each
+// example as `tokenizers` encode(text, add_special_tokens=True, truncation=True) does:
+// [CLS] text [SEP] with the text cut so that the whole fits max_len, and type ids; an example
+// with a prompt becomes the pair [CLS] prompt [SEP] text [SEP] (type ids 0 then 1, prompt_len
+// covering [CLS] prompt [SEP]). Other tokenizers: bos + prompt + text (+ eos when add_eos), cut
+// to max_len, no type ids. max_len <= 0: no truncation (packed LM data is cut into rows later).
 std::vector<TokenizedExample> tokenize(const TextDataset& data, const Tokenizer& tok,
                                        int64_t max_len, bool add_eos);
 

@@ -175,7 +175,11 @@ TextDataset load_spam_assassin(const fs::path& dir, const LoadOptions& opt, int6
     if (!fs::is_directory(root / group)) missing("spam_assassin", root / group);
     const int64_t label = group.rfind("spam", 0) == 0 ? 1 : 0;
     for (const auto& path : sorted_files(root / group)) {
-      if (path.extension() != ".json") continue;
+      // The package's JSON copy ({"text": raw mail}); releases that ship only the raw NNNNN.hash.txt
+      // files are read from those (a .txt beside its .json is the same mail, read once).
+      const bool raw = path.extension() == ".txt";
+      if (!raw && path.extension() != ".json") continue;
+      if (raw && fs::exists(fs::path(path).replace_extension(".json"))) continue;
       files.push_back(path);
       data.examples.push_back({"", label, ""});
     }
@@ -184,7 +188,8 @@ TextDataset load_spam_assassin(const fs::path& dir, const LoadOptions& opt, int6
   std::vector<char> malformed(files.size(), 0);
   parallel_for(files.size(), [&](size_t i) {
     try {
-      data.examples[i].text = mail_subject_and_body(chapter_or_mail_text(files[i]), opt.max_chars);
+      const std::string mail = files[i].extension() == ".txt" ? read_file(files[i]) : chapter_or_mail_text(files[i]);
+      data.examples[i].text = mail_subject_and_body(mail, opt.max_chars);
     } catch (const std::runtime_error&) {
       if (!opt.skip_malformed) throw;
       malformed[i] = 1;

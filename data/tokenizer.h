@@ -50,6 +50,9 @@ class Tokenizer {
   int64_t pad_id() const;
   // -1 for WordPiece: BERT's [CLS] and [SEP] are the post-processor's (encode_with_specials).
   int64_t bos_id() const;
+  // True when model inputs are built by encode_with_specials rather than from bos_id / eos_id
+  // (WordPiece: BERT, MiniLM); data/batching.h tokenize() follows it.
+  bool specials_from_post_processor() const { return wordpiece_ != nullptr; }
   int64_t eos_id() const;
   int64_t unk_id() const;
   // The id of a token of a Hugging Face file; -1 when absent (always for sentencepiece models).

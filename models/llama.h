@@ -49,6 +49,7 @@ class LlamaSequenceModel : public SequenceModel {
  public:
   LlamaSequenceModel(const TransformerConfig& c, const std::string& head, int64_t num_labels,
                      at::Generator& gen);
+  using SequenceModel::forward;
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) override;
   const TransformerConfig& config() const override { return model->config; }
   std::string head() const override { return head_; }

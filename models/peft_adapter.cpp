@@ -133,6 +133,29 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::
     if (!out) throw std::runtime_error(cfg + ": cannot write");
   }
   fs::rename(cfg + ".tmp", cfg);
+  const std::string readme = (fs::path(dir) / "README.md").string();
+  if (model.head() == "classification" && model.config().pooling != "pooler") {
+    std::ofstream(readme) << pooled_head_readme(model.config());
+  } else {
+    fs::remove(readme);  // a README of an earlier export to this directory
+  }
+}
+
+std::string pooled_head_readme(const TransformerConfig& c) {
+  const std::string pooled = c.pooling == "mean" ? "the mask-weighted mean of the last hidden states" : "the [CLS] hidden state";
+  return "# Not a drop-in transformers / PEFT sequence classifier\n\n"
+         "This adapter was trained by lorascope with a classification head that reads " + pooled +
+         (c.normalize_pooled ? ", L2-normalized," : "") +
+         " (sentence-transformers pooling, from the base model's modules.json; model key `pooling` = `" + c.pooling +
+         "`). transformers' `BertForSequenceClassification` / `RobertaForSequenceClassification`, which "
+         "`PeftModel.from_pretrained` wraps for task_type SEQ_CLS, pool differently (the [CLS] token through the "
+         "pooler's tanh layer, or RoBERTa's classification head), so loading this directory there gives other "
+         "logits than lorascope's, and its saved classifier tensors may not even fit that head.\n\n"
+         "What carries over: the LoRA factors (lora_A, lora_B) of the encoder's attention layers. To reproduce "
+         "lorascope's logits in Python, run the encoder with the adapter merged (`lorascope hf merge`), pool as "
+         "above" + std::string(c.normalize_pooled ? ", normalize" : "") +
+         " and apply `classifier.out_proj` (saved here under modules_to_save), or evaluate with "
+         "`lorascope finetune --set lora.adapter=DIR`.\n";
 }
 
 LoraConfig load_peft_adapter(SequenceModel& model, const std::string& dir) try {

@@ -26,8 +26,12 @@ namespace lorascope {
 // r, alpha, rslora, dropout and the target names recorded in adapter_config.json. Throws for a
 // spectral (PiSSA-style) init, whose adapter is only valid with its modified base weights, and
 // for a model without adapters.
+// A classifier on sentence-transformers pooling (config.pooling "mean" or "cls", MiniLM) is not
+// what PEFT's SEQ_CLS models compute: the export then also writes dir/README.md saying so
+// (pooled_head_readme) and the trainer warns.
 void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
                        const std::string& base_model_name_or_path = "");
+std::string pooled_head_readme(const TransformerConfig& config);
 
 // Attaches the adapters stored in dir to a model without adapters, loads modules_to_save
 // parameters, and freezes everything else (ready for evaluation or continued training).

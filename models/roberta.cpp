@@ -69,8 +69,12 @@ at::Tensor roberta_position_ids(const at::Tensor& attention_mask, int64_t pad_to
   return tokens.cumsum(1) * tokens + pad_token_id;
 }
 
-at::Tensor RobertaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+at::Tensor RobertaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                 const at::Tensor& token_type_ids) {
   const auto mask01 = checked_attention_mask(input_ids, attention_mask, "roberta");
+  if (token_type_ids.defined() && (token_type_ids.sizes() != input_ids.sizes() || token_type_ids.scalar_type() != at::kLong)) {
+    throw std::invalid_argument("roberta: token_type_ids: expected int64 of input_ids' shape");
+  }
   const int64_t T = input_ids.size(1);
   const bool absolute = config.positions == "absolute";  // BERT
   const int64_t needed = absolute ? T : T + config.pad_token_id + 1;
@@ -82,7 +86,7 @@ at::Tensor RobertaModel::forward(const at::Tensor& input_ids, const at::Tensor& 
   const auto pos = absolute ? at::arange(T, mask01.options()).unsqueeze(0).expand_as(mask01)
                             : roberta_position_ids(mask01, config.pad_token_id);
   auto h = word_embeddings->forward(input_ids) + position_embeddings->forward(pos) +
-           token_type_embeddings->forward(at::zeros_like(input_ids));  // (B, T, C)
+           token_type_embeddings->forward(token_type_ids.defined() ? token_type_ids : at::zeros_like(input_ids));
   h = embed_norm->forward(h);
   const auto mask = padding_mask(mask01, h.scalar_type());  // (B, 1, 1, T)
   for (auto& layer : layers) h = layer->forward(h, mask);
@@ -116,7 +120,12 @@ RobertaSequenceModel::RobertaSequenceModel(const TransformerConfig& c, const std
 }
 
 at::Tensor RobertaSequenceModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
-  const auto h = roberta->forward(input_ids, attention_mask);  // (B, T, C)
+  return forward(input_ids, attention_mask, at::Tensor());
+}
+
+at::Tensor RobertaSequenceModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                         const at::Tensor& token_type_ids) {
+  const auto h = roberta->forward(input_ids, attention_mask, token_type_ids);  // (B, T, C)
   if (lm_dense) {  // exact erf GELU, then the decoder tied to the word embeddings
     const auto x = lm_norm->forward(at::gelu(lm_dense->forward(h)));       // (B, T, C)
     return at::linear(x, roberta->word_embeddings->weight, lm_bias);        // (B, T, vocab)

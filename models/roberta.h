@@ -1,5 +1,5 @@
 // RoBERTa as in HF transformers (modeling_roberta.py), post-norm encoder:
-//   h = LayerNorm(word_embeddings(ids) + position_embeddings(pos) + token_type_embeddings(0))
+//   h = LayerNorm(word_embeddings(ids) + position_embeddings(pos) + token_type_embeddings(types))
 //   per layer: h = LayerNorm(h + dense(attn(query(h), key(h), value(h))))        (attention)
 //              h = LayerNorm(h + dense(gelu(dense(h))))                            (MLP)
 //   logits = out_proj(tanh(dense(h[:, 0])))                                         (<s> token)
@@ -36,7 +36,9 @@ class RobertaLayer : public torch::nn::Module {
 class RobertaModel : public torch::nn::Module {
  public:
   RobertaModel(const TransformerConfig& c, at::Generator& gen);
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);  // (B, T, C)
+  // token_type_ids (B, T) in [0, type_vocab_size); undefined = all 0 (RoBERTa, one BERT text).
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const at::Tensor& token_type_ids = {});  // (B, T, C)
 
   TransformerConfig config;
   std::shared_ptr<Embedding> word_embeddings, position_embeddings, token_type_embeddings;
@@ -58,6 +60,8 @@ class RobertaSequenceModel : public SequenceModel {
                        at::Generator& gen);
   // classification (B, num_labels), masked_lm (B, T, vocab)
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) override;
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const at::Tensor& token_type_ids) override;
   // What the head reads: h (B, T, C) of roberta->forward -> (B, C).
   at::Tensor pooled(const at::Tensor& h, const at::Tensor& attention_mask);
   const TransformerConfig& config() const override { return roberta->config; }

@@ -23,6 +23,10 @@ class SequenceModel : public torch::nn::Module {
  public:
   // input_ids: (B, T) int64; attention_mask: (B, T) int64/bool, 1 = real token, 0 = padding.
   virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) = 0;
+  // With segment ids (B, T) int64 (BERT's token_type_ids; undefined = all 0). Models without
+  // token types (llama) take only an undefined tensor.
+  virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                             const at::Tensor& token_type_ids);
   virtual const TransformerConfig& config() const = 0;
   virtual std::string head() const = 0;  // "causal_lm" | "classification" | "masked_lm"
   // Names of the head's parameters' modules ("lm_head", "score", "classifier"): trained in

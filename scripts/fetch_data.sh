@@ -61,7 +61,10 @@ brown="$data_dir/brown"
 echo "fetch_data: brown: $(count "$brown" 'c[a-r][0-9][0-9]') text files (15 genres)"
 spam="$data_dir/spam-assassin/data"
 for group in easy-ham-1 easy-ham-2 hard-ham-1 spam-1 spam-2; do
-  echo "fetch_data: spam-assassin: $group: $(count "$spam/$group" '*.json') mails"
+  # JSON copies ({"text": raw mail}) or, in releases without them, the raw *.txt mails
+  n=$(count "$spam/$group" '*.json')
+  [ "$n" -gt 0 ] || n=$(count "$spam/$group" '*.txt')
+  echo "fetch_data: spam-assassin: $group: $n mails"
 done
 echo "fetch_data: moby-dick: $(count "$data_dir/moby-dick/data" 'chapter_*.json') chapters"
 echo "fetch_data: done; DATA_DIR = $data_dir"

@@ -105,7 +105,7 @@ def collect(out):
 
 def assign_colors(runs):
     # Paper convention: Muon blue, AdamW red; others get the remaining tab10 colours.
-    prefs = (("muon", "C0"), ("adam", "C3"), ("hybrid", "C2"), ("sgd", "C1"))
+    prefs = (("muon", "C0"), ("adam", "C3"), ("hybrid", "C2"), ("specgd", "C2"), ("sgd", "C1"))
     taken = set()
     for r in runs:
         texts = (r["name"].lower(), str(r["optim"].get("name", "")).lower())  # the run name decides first
@@ -373,6 +373,22 @@ def sweep_table(sweep, runs):
     return "\n".join(lines)
 
 
+def erank_table(runs):
+    """Each adapter's last logged effective rank, one column per run, plus min / mean / max."""
+    names, titles = adapter_order(runs)
+    with_sv = [r for r in runs if r["adapters"]]
+    head = ["adapter"] + [f"{r['name']} (r={r['r']})" for r in with_sv]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    ends = {r["name"]: [last(r["adapters"][n]["erank"]) if n in r["adapters"] else NAN for n in names]
+            for r in with_sv}
+    for i, t in enumerate(titles):
+        lines.append("| " + " | ".join([t] + [cell(ends[r["name"]][i], ".2f") for r in with_sv]) + " |")
+    for label, f in (("min", min), ("mean", lambda v: sum(v) / len(v)), ("max", max)):
+        vals = [[v for v in ends[r["name"]] if math.isfinite(v)] for r in with_sv]
+        lines.append("| " + " | ".join([f"**{label}**"] + [cell(f(v), ".2f") if v else "–" for v in vals]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv):
     if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: /usr/bin/python3 scripts/report.py OUT_DIR", file=sys.stderr)
@@ -432,6 +448,10 @@ def main(argv):
                + " vs learning rate, one line per swept run: is each optimizer's best inside the range "
                "(not at an end of it)?", ""]
     md += ["", "## Summary", "", tbl, ""]
+    if any(r["adapters"] for r in runs):
+        md += ["## Effective rank of every adapter at the end", "",
+               "exp(entropy of sigma_i / sum sigma) of delta W = s B A at the last logged step "
+               "(r = all singular values equal, 1 = one direction).", "", erank_table(runs), ""]
     if partial:
         md += ["\\* not in summary.json (run killed, or it did not complete): the last logged value "
                "(for mean erank, the mean over adapters of each one's last finite effective rank).", ""]
@@ -442,8 +462,9 @@ def main(argv):
     for r in with_sv:
         md += [f"![sv {r['name']}](sv_{r['slug']}.png)", "",
                f"{run_label(r)}: every adapter's {r['r']} singular values vs step, same y-limits. "
-               + ("Muon: expect all σ_i to grow together, near-uniformly, in every adapter (paper Fig. 12, 14)."
-                  if "muon" in optim_label(r).lower() else "Compare with Muon's figure: look for adapters where a "
+               + ("Orthogonalized updates: expect all σ_i to grow together, near-uniformly, in every adapter "
+                  "(paper Fig. 12, 14)."
+                  if any(w in optim_label(r).lower() for w in ("muon", "specgd")) else "Compare with Muon's figure: look for adapters where a "
                   "few σ_i dominate and the rest lag near 0 (paper Fig. 13, 15)."), ""]
     for r in shown:
         if not r["adapters"]:

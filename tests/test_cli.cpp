@@ -143,6 +143,26 @@ TEST(CliTest, CustomTargetAndInitialFactorsAreUsedExactly) {
   EXPECT_NEAR(json::parse(second)["sv"][0].get<double>(), 0.05, 1e-15);
 }
 
+// Every transformer config resolves against the schema (keys, types, ranges, optimizer rules):
+// the command its _usage names, with --dry-run, which needs neither data nor model.
+TEST(CliTest, LmConfigsResolve) {
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(std::string(LORASCOPE_CONFIGS_DIR) + "/lm")) {
+    if (entry.path().extension() != ".json") continue;
+    std::ifstream in(entry.path());
+    const auto usage = json::parse(in).at("_usage").get<std::string>();
+    std::string command;
+    for (const char* c : {"pretrain", "finetune", "compare"}) {
+      if (usage.find(std::string("lorascope ") + c + " ") != std::string::npos) command = c;
+    }
+    ASSERT_FALSE(command.empty()) << entry.path() << ": _usage names no train command: " << usage;
+    const auto r = lorascope(command + " --config " + entry.path().string() + " --dry-run");
+    EXPECT_EQ(r.code, 0) << entry.path() << ": " << r.err;
+    ++n;
+  }
+  EXPECT_GE(n, 7);
+}
+
 TEST(CliTest, PlotWritesFiguresForASweep) {
   auto out = fresh_dir("plot");
   ASSERT_EQ(lorascope("mf --out " + out.string() + " --config " + LORASCOPE_CONFIGS_DIR +

@@ -18,6 +18,7 @@
 #include "model_fixtures.h"
 #include "models/hf_checkpoint.h"
 #include "models/lora.h"
+#include "models/peft_adapter.h"
 #include "models/roberta.h"
 #include "models/safetensors.h"
 #include "models/sentence_pooling.h"
@@ -261,6 +262,37 @@ TEST(MiniLmLoadTest, PoolerPoolingLoadsBertsPooler) {
   EXPECT_EQ(report.fresh.size(), 4u);
 }
 
+// BERT's segment ids reach the embeddings: all-0 types are the default, type 1 adds row 1 of
+// token_type_embeddings (the same hidden states as a model whose row 0 holds row 1's values).
+TEST(MiniLmLoadTest, TokenTypeIdsSelectTheirEmbeddingRow) {
+  auto m = load_encoder(kModel);
+  const auto [ids, mask] = golden_ids();
+  at::NoGradGuard ng;
+  const auto h = m->roberta->forward(ids, mask);
+  EXPECT_TRUE(at::equal(m->roberta->forward(ids, mask, at::zeros_like(ids)), h));
+  const auto ones = at::ones_like(ids);
+  const auto h1 = m->roberta->forward(ids, mask, ones);
+  const auto keep = mask.to(at::kBool);
+  EXPECT_GT((h1 - h).index({keep}).abs().max().item<double>(), 1e-3);
+  auto swapped = load_encoder(kModel);
+  auto& w = swapped->roberta->token_type_embeddings->weight;
+  w[0].copy_(w[1]);
+  EXPECT_LT(row_rel(h1.index({keep}), swapped->roberta->forward(ids, mask).index({keep})), 1e-6);
+  // Through the classifier interface the trainer calls: undefined types = the two-argument forward.
+  auto types = at::zeros_like(ids);
+  types.slice(1, 4) = 1;
+  const auto logits_mixed = m->forward(ids, mask, types), logits_zero = m->forward(ids, mask, at::Tensor());
+  EXPECT_TRUE(at::equal(logits_zero, m->forward(ids, mask)));
+  EXPECT_GT((logits_mixed - logits_zero).abs().max().item<double>(), 0);
+  EXPECT_THROW(m->forward(ids, mask, at::zeros({2, 3}, at::kLong)), std::invalid_argument);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  auto llama = make_model(fixtures::tiny_config("llama"), "classification", 2, gen);
+  const auto lids = at::ones({1, 4}, at::kLong);
+  EXPECT_EQ(error_of([&] { llama->forward(lids, {}, at::zeros_like(lids)); }),
+            "llama: token_type_ids: this architecture has no token types");
+  EXPECT_NO_THROW(llama->forward(lids, {}, at::Tensor()));
+}
+
 // Fine-tuning MiniLM: LoRA on query / value, the head trained in full. The head's gradient is
 // the softmax-regression formula (p - onehot)^T e / B on the pooled embedding e.
 TEST(MiniLmLoadTest, LoraAndHeadTrainOnThePooledEmbedding) {
@@ -293,6 +325,31 @@ TEST(MiniLmLoadTest, LoraAndHeadTrainOnThePooledEmbedding) {
   for (const auto& p2 : m->named_parameters()) {
     const bool trainable = p2.key().find(".lora_") != std::string::npos || p2.key().rfind("classifier.", 0) == 0;
     EXPECT_EQ(p2.value().requires_grad(), trainable) << p2.key();
+  }
+}
+
+// PEFT's SEQ_CLS models pool through BERT's pooler: an export of a head on mean / cls pooling
+// says so in README.md; a pooler head's export has none (and a stale one is removed).
+TEST(MiniLmLoadTest, PeftExportOfAPooledHeadCarriesAReadme) {
+  TempDir dir("minilm_export");
+  const auto readme = dir.path / "adapter" / "README.md";
+  for (const char* pooling : {"mean", "pooler"}) {
+    auto m = load_encoder(kModel, pooling, -1, nullptr, 2);
+    LoraConfig lora;
+    lora.targets = {"query", "value"};
+    lora.modules_to_save = {"classifier"};
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+    attach_lora(*m, lora, gen);
+    save_peft_adapter(*m, lora, (dir.path / "adapter").string());
+    if (std::string(pooling) == "mean") {
+      ASSERT_TRUE(fs::exists(readme));
+      const auto text = read_all(readme);
+      EXPECT_NE(text.find("Not a drop-in transformers / PEFT sequence classifier"), std::string::npos) << text;
+      EXPECT_NE(text.find("mask-weighted mean"), std::string::npos) << text;
+      EXPECT_NE(text.find("L2-normalized"), std::string::npos) << text;
+    } else {
+      EXPECT_FALSE(fs::exists(readme));
+    }
   }
 }
 
@@ -331,22 +388,26 @@ TEST(MiniLmCliTest, EmbedWritesWhatTransformersComputes) {
 }
 
 // A fetched model that is missing or damaged: one line naming what, and the command that
-// fetches it, exit 2, nothing written.
+// fetches it, exit 2, nothing written; the same line from hf embed, hf logits and finetune.
 TEST(MiniLmCliTest, MissingOrDamagedModelNamesTheFetchCommand) {
   TempDir dir("minilm_bad");
   const auto model = dir.path / "models" / "all-MiniLM-L6-v2";
   const auto out = dir.path / "e.safetensors";
   const std::string fetch = "; bash scripts/fetch_model.sh fetches it";
+  const auto text = dir.path / "text.txt";
+  std::ofstream(text) << "One paragraph.\n\nAnother paragraph.\n";
   const auto attempt = [&](const std::function<void()>& damage) {
     fs::remove_all(dir.path / "models");
     fs::create_directories(model.parent_path());
     fs::copy(kModel, model, fs::copy_options::recursive);
     damage();
     std::string first;
-    for (const char* cmd : {"hf embed", "hf logits --head classification"}) {
-      const auto r = lorascope(std::string(cmd) + " --model " + model.string() + " --ids " +
-                                   (kGolden / "ids.json").string() + " --out " + out.string(),
-                               dir.path);
+    const std::string ids = " --ids " + (kGolden / "ids.json").string() + " --out " + out.string();
+    // finetune checks the base before it writes anything (its data: a small text file).
+    const std::string finetune = "finetune --set data.kind=text --set data.path=" + text.string() +
+                                 " --out " + out.string();
+    for (const std::string& cmd : {"hf embed" + ids, "hf logits --head classification" + ids, finetune}) {
+      const auto r = lorascope(cmd + " --model " + model.string(), dir.path);
       EXPECT_EQ(r.code, 2) << cmd << ": " << r.err;
       EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
       EXPECT_FALSE(fs::exists(out)) << cmd;

@@ -276,6 +276,11 @@ TEST(TrainerTest, CompareCommandWritesTheReport) {
   std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("| muon"), std::string::npos);
   EXPECT_NE(text.find("| adamw"), std::string::npos);
+  // The per-adapter table of final effective ranks, one column per run.
+  const auto at = text.find("## Effective rank of every adapter at the end");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_NE(text.find("| adapter | muon (r=", at), std::string::npos) << text.substr(at);
+  EXPECT_NE(text.find("| **mean** |", at), std::string::npos) << text.substr(at);
 }
 
 }  // namespace

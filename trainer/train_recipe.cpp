@@ -197,6 +197,10 @@ void finish_run(Session& s, const std::string& run_dir, json& summary) {
     } else {
       save_peft_adapter(*s.model, s.lora, run_dir + "/adapter", c.base);
       summary["peft_adapter"] = run_dir + "/adapter";
+      if (s.classification && s.model->config().pooling != "pooler") {
+        std::fprintf(stderr, "%s: note: the PEFT export's head reads %s pooling, not transformers' pooler "
+                     "(see %s/adapter/README.md)\n", c.name.c_str(), s.model->config().pooling.c_str(), run_dir.c_str());
+      }
     }
   }
   if (c.mode == "pretrain") {
@@ -218,6 +222,7 @@ void validate_train_run(const RunSpec& run) {
     check_grad_accum(cfg, (n + cfg.batch_size - 1) / cfg.batch_size, n);
   }
   if (cfg.mode != "finetune") return;
+  check_fetched_model(cfg.base);  // a fetched model that is missing or damaged names its fetch command
   if (!fs::is_directory(cfg.base)) {
     throw ConfigError(cfg.base + ": base: not a directory (expected `lorascope pretrain` output or a Hugging "
                       "Face checkpoint directory)");

@@ -230,8 +230,10 @@ at::Tensor forward(Session& s, const Batch& b) {
   // then takes causal attention's fused kernel and needs no device-to-host check for padding.
   const bool padded = b.attention_mask.defined() && b.attention_mask.eq(0).any().item<bool>();
   const auto mask = padded ? to_device(b.attention_mask, s.device) : at::Tensor();
+  // Segment ids (WordPiece pairs) reach BERT's token type embeddings; decoders refuse them.
+  const auto types = b.token_type_ids.defined() ? to_device(b.token_type_ids, s.device) : at::Tensor();
   AutocastGuard autocast(s.device.type(), s.cfg.bf16);  // forward only, as torch.autocast
-  return s.model->forward(ids, mask);
+  return s.model->forward(ids, mask, types);
 }
 
 // The step's loss and global gradient norm in one device-to-host transfer; names the first
