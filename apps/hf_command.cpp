@@ -2,6 +2,7 @@
 // adapters and tokenizers from the command line. tests/interop/ drives these against
 // transformers, peft and tokenizers on the same inputs.
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 
 #include <cstdio>
 #include <fstream>
