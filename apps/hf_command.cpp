@@ -2,6 +2,7 @@
 // adapters and tokenizers from the command line. tests/interop/ drives these against
 // transformers, peft and tokenizers on the same inputs.
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 
 #include <cstdio>
 #include <fstream>
@@ -270,7 +271,11 @@ Command add_hf_command(CLI::App& app) {
   em->add_option("--out", a->embed.out, "output .safetensors: last_hidden_state (B, T, C), embeddings (B, C)")->required();
   em->add_option("--pooling", a->embed.pooling, "pooler | cls | mean (default: the checkpoint's)")
       ->check(CLI::IsMember({"pooler", "cls", "mean"}));
-  auto* normalize = em->add_flag("--normalize,!--no-normalize", "L2-normalize the embeddings (default: the checkpoint's)");
+  // A const std::string, not a string literal: in C++20 (LibTorch 2.x builds) a char array is
+  // constructible from an integer (parenthesized aggregate init), so CLI11 2.1's counting-flag
+  // overload matches a literal description too and the call is ambiguous.
+  const std::string normalize_help = "L2-normalize the embeddings (default: the checkpoint's)";
+  auto* normalize = em->add_flag("--normalize,!--no-normalize", normalize_help);
   auto* ra = hf->add_subcommand("random-adapter", "attach LoRA with a random (nonzero) B and export it as PEFT");
   ra->add_option("--model", a->model, "HF checkpoint directory")->required();
   ra->add_option("--out", a->out, "adapter directory to write")->required();

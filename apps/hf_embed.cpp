@@ -1,6 +1,7 @@
 #include "apps/hf_embed.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 
 #include <cstdio>
 #include <memory>

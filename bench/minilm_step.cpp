@@ -8,6 +8,7 @@
 //
 // Without --model (or when it is missing) the same shapes are initialised at random.
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,6 @@
 #include "models/esd_alpha.h"
 
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -1,5 +1,6 @@
 #include "optim/adamw_hf.h"
 
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 #include <cmath>
 #include <stdexcept>
 

@@ -1,5 +1,6 @@
 #include "optim/riemannian_lora.h"
 
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 #include <cmath>
 #include <limits>
 #include <set>

@@ -46,10 +46,12 @@ ln -s lib "$kit/lib64"
 export PATH="$kit/bin:$PATH"
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}  # skips probing for a GPU at configure time
 if [ ! -f build-torch2/CMakeCache.txt ]; then
+  generator=()
+  if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi  # as scripts/build.sh
   # CMAKE_PREFIX_PATH names the wheel's torch folder itself, so that find_library(c10 ...) in
   # TorchConfig finds the wheel's libc10.so and not Debian's. CMake 3.25 knows no C++20 flag for
   # nvcc, and no CUDA source is compiled: the CUDA standard stays 17.
-  cmake -S . -B build-torch2 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD=20 -DCMAKE_CUDA_STANDARD=17 \
+  cmake -S . -B build-torch2 "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD=20 -DCMAKE_CUDA_STANDARD=17 \
     "-DCMAKE_PREFIX_PATH=$torch_dir;$torch_dir/share/cmake" -DCUDA_TOOLKIT_ROOT_DIR="$kit" \
     -DCUDAToolkit_ROOT="$kit" -DLORASCOPE_BUILD_TESTS=ON > build-torch2/configure.log 2>&1 \
     || { tail -40 build-torch2/configure.log; echo "build_torch2: configure failed (build-torch2/configure.log)" >&2; exit 1; }
