@@ -1,5 +1,6 @@
 #include "trainer/train_hooks.h"
 
+#include <ATen/core/grad_mode.h>
 #include <cmath>
 #include <cstdio>
 #include <optional>

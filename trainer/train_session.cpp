@@ -1,5 +1,6 @@
 #include "trainer/train_session.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
