@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 
+#include "tests/tensorboard_records.h"
 #include "trainer/tensorboard_sink.h"
 #include "trainer/tensorboard_writer.h"
 
@@ -123,30 +124,6 @@ TEST(TensorBoardTest, RecordFieldsBecomeTags) {
   ASSERT_EQ(tags.size(), 13u);
   EXPECT_EQ(tags[1], "sv/01");
   EXPECT_EQ(tags[12], "sv/12");
-}
-
-// Reads the framing back: lengths and both CRCs of every record (the payloads are checked
-// byte for byte above, and by tensorboard itself in tests/interop/check_tensorboard.py).
-std::vector<std::string> read_records(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos + 12 <= bytes.size()) {
-    uint64_t length;
-    uint32_t length_crc, data_crc;
-    std::memcpy(&length, bytes.data() + pos, 8);
-    std::memcpy(&length_crc, bytes.data() + pos + 8, 4);
-    EXPECT_EQ(length_crc, masked_crc32c(bytes.data() + pos, 8));
-    if (pos + 16 + length > bytes.size()) break;
-    std::string data = bytes.substr(pos + 12, length);
-    std::memcpy(&data_crc, bytes.data() + pos + 12 + length, 4);
-    EXPECT_EQ(data_crc, masked_crc32c(data.data(), data.size()));
-    out.push_back(data);
-    pos += 16 + length;
-  }
-  EXPECT_EQ(pos, bytes.size());
-  return out;
 }
 
 TEST(TensorBoardTest, SinkWritesOneEventPerRecordAfterTheVersion) {

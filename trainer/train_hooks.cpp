@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <stdexcept>
 
 #include "trainer/adapter_monitor.h"
 #include "trainer/fault_injection.h"
+#include "trainer/geometry_monitor.h"
 #include "trainer/progress.h"
 
 namespace lorascope {
@@ -71,18 +73,47 @@ class Evaluator : public TrainHook {
   }
 };
 
+// The spectra every monitor.every steps; with monitor.geometry_every, the geometry against the
+// frozen base joins the same entries (and brings the spectra along on its own steps).
 class AdapterMonitorHook : public TrainHook {
  public:
   void on_start(TrainLoop& l) override {
+    const auto& c = l.s.cfg;
+    if (c.geometry_every > 0 && !l.s.adapters().empty()) {
+      GeometryOptions o;
+      o.base_k = c.geometry_base_k;
+      o.intruder_top_k = c.intruder_k;
+      o.intruder_epsilon = c.intruder_epsilon;
+      geometry_.emplace(o);
+    }
     if (l.state.step == 0 && !l.s.adapters().empty()) {
-      l.metrics.write({{"step", 0}, {"epoch", 0}, {"adapters", adapter_spectra(l.s.adapters())}, {"wall_s", 0.0}});
+      // Step 0 also caches the bases' SVDs (their cost and memory show at the start).
+      l.metrics.write({{"step", 0}, {"epoch", 0}, {"adapters", observe(l, geometry_.has_value())}, {"wall_s", 0.0}});
     }
   }
   void after_step(TrainLoop& l) override {
-    if (l.stepped && !l.s.adapters().empty() && due(l.state.step, l.s.cfg.monitor_every, l.s.total_steps)) {
-      l.record["adapters"] = adapter_spectra(l.s.adapters());
-    }
+    if (!l.stepped || l.s.adapters().empty()) return;
+    const bool geometry = geometry_ && due(l.state.step, l.s.cfg.geometry_every, l.s.total_steps);
+    if (geometry || due(l.state.step, l.s.cfg.monitor_every, l.s.total_steps)) l.record["adapters"] = observe(l, geometry);
   }
+  void on_end(TrainLoop& l) override {
+    if (geometry_) l.summary["geometry_cache_bytes"] = geometry_->cached_bytes();
+  }
+
+ private:
+  json observe(const TrainLoop& l, bool geometry) {
+    json adapters = adapter_spectra(l.s.adapters());
+    if (!geometry) return adapters;
+    std::vector<GeometryInput> in;
+    for (const auto& a : l.s.adapters()) {
+      const RoledParameter* W = l.s.roles.find(a.name + ".weight");  // the adapted Linear's own weight
+      if (!W) throw std::logic_error("geometry: no base weight " + a.name + ".weight in the role table");
+      in.push_back({a.name, W->tensor, a.A, a.B, a.scaling});
+    }
+    merge_geometry(adapters, geometry_->observe(in));
+    return adapters;
+  }
+  std::optional<GeometryMonitor> geometry_;
 };
 
 class MetricsLogger : public TrainHook {

@@ -6,7 +6,8 @@
 //   fault injection     tests only: a NaN gradient (LORASCOPE_FAULT=nan_grad:S), a halt as if
 //                       killed after train.halt_at_step
 //   evaluator           the fixed validation sample every train.eval_every steps
-//   adapter monitor     every adapter's spectrum every monitor.every steps
+//   adapter monitor     every adapter's spectrum every monitor.every steps; its geometry against
+//                       the frozen base every monitor.geometry_every steps
 //   metrics             one record per train.log_every steps (or when the above added to it)
 //   checkpointer        every train.checkpoint_every steps and at the end
 //   progress            the terminal's progress line

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "data/matrix_json.h"
@@ -17,6 +18,7 @@
 #include "trainer/memory_budget.h"
 #include "trainer/rng_state.h"
 #include "trainer/run_directory.h"
+#include "trainer/tensorboard_sink.h"
 #include "trainer/train_hooks.h"
 #include "trainer/train_session.h"
 
@@ -30,6 +32,20 @@ namespace {
 class NullSink : public MetricsSink {
  public:
   void write(const json&) override {}
+};
+
+// metrics.jsonl and, with logging.tensorboard, TensorBoard's event file: the same records.
+class TeeSink : public MetricsSink {
+ public:
+  TeeSink(MetricsSink& first, MetricsSink* second) : first_(first), second_(second) {}
+  void write(const json& record) override {
+    first_.write(record);
+    if (second_) second_->write(record);
+  }
+
+ private:
+  MetricsSink& first_;
+  MetricsSink* second_;
 };
 
 // Setup, with the data-parallel wiring; bad input throws ConfigError and leaves no run directory.
@@ -94,6 +110,8 @@ TrainState resume_state(Session& s, const RunSpec& run, const std::string& run_d
     if (!j->contains("train")) continue;
     (*j)["train"].erase("halt_at_step");      // a test-only key
     (*j)["train"].erase("keep_checkpoints");  // retention does not change the trajectory
+    j->erase("monitor");  // nor what is observed and where it is logged
+    j->erase("logging");
   }
   if (!then.is_null() && then != now) {
     throw ConfigError(*ckpt + ": the checkpoint was written with another config; resume "
@@ -310,7 +328,10 @@ TrainOutcome run_train(const RunSpec& run, const std::string& run_dir, bool resu
     NullSink none;
     return train(*s, from, none, hooks);
   }
-  return run_in_directory(run, run_dir, [&](MetricsSink& metrics) {
+  return run_in_directory(run, run_dir, [&](MetricsSink& jsonl) {
+    std::optional<TensorBoardSink> tensorboard;  // a resumed run writes a new event file
+    if (s->cfg.tensorboard) tensorboard.emplace(run_dir, unix_seconds() - from.seconds);  // wall_s's origin
+    TeeSink metrics(jsonl, tensorboard ? &*tensorboard : nullptr);
     auto out = train(*s, from, metrics, hooks);
     if (out.status == "completed") finish_run(*s, run_dir, out.summary);
     return out;

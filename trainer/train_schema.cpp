@@ -98,6 +98,17 @@ ConfigSchema build() {
   non_negative(s, "train.halt_at_step", 0,
                "fault-injection tests: stop right after step N as if killed (0 = off)");
   positive(s, "monitor.every", 10, "adapter spectra every N steps");
+  non_negative(s, "monitor.geometry_every", 0,
+               "adapter geometry against the frozen base weight (alignment, intruder dimensions, drift; "
+               "trainer/geometry_monitor.h) every N steps and at the last step (0 = off)");
+  non_negative(s, "monitor.base_k", 0, "geometry: the base weight's top-k singular subspaces the alignment uses (0 = lora.r)");
+  positive(s, "monitor.intruder_k", 10, "geometry: top singular vectors of W + delta W checked for intruders");
+  auto& eps = s.number("monitor.intruder_epsilon", 0.5,
+                       "geometry: an intruder's largest |cosine| with W's singular vectors is below this");
+  eps.min = 0;
+  eps.min_exclusive = true;
+  eps.max = 1;
+  s.boolean("logging.tensorboard", false, "also write TensorBoard event files next to metrics.jsonl");
   s.string("train.nonfinite", "stop", {"stop", "skip"},
            "NaN/Inf loss or gradient: stop the run, or skip the step and count it");
   add_lr_sweep_keys(s);
@@ -191,7 +202,13 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.nonfinite = tr.at("nonfinite");
   t.halt_at_step = tr.at("halt_at_step");
   t.keep_checkpoints = tr.at("keep_checkpoints");
-  t.monitor_every = c.at("monitor").at("every");
+  const auto& mon = c.at("monitor");
+  t.monitor_every = mon.at("every");
+  t.geometry_every = mon.at("geometry_every");
+  t.geometry_base_k = mon.at("base_k");
+  t.intruder_k = mon.at("intruder_k");
+  t.intruder_epsilon = mon.at("intruder_epsilon");
+  t.tensorboard = c.at("logging").at("tensorboard");
   return t;
 }
 

@@ -39,6 +39,9 @@ struct TrainConfig {
   double clip_norm = 1.0;
   int64_t eval_every = 0, log_every = 10, checkpoint_every = 0, monitor_every = 10;
   int64_t eval_batches = 0;
+  int64_t geometry_every = 0, geometry_base_k = 0, intruder_k = 10;  // monitor.*: GeometryOptions
+  double intruder_epsilon = 0.5;
+  bool tensorboard = false;  // logging.tensorboard
   std::string nonfinite;  // "stop" | "skip"
   int64_t halt_at_step = 0;
   int64_t keep_checkpoints = 3;
