@@ -69,7 +69,7 @@ const BadConfig kCases[] = {
     {"FinetuneNormuonBeta2WithMuon", "finetune", "", "--set base=/b --set optim.name=muon --set optim.normuon_beta2=0.9",
      "optim.normuon_beta2: applies to optim.name=normuon"},
     {"MfLoraPlusOutsideLora", "mf", "", "--set optim.name=sgd --set optim.lora_plus_ratio=4",
-     "optim.lora_plus_ratio: applies to LoRA fine-tuning with adamw, sgd or gd, not to optim.name=sgd outside"},
+     "optim.lora_plus_ratio: applies to LoRA fine-tuning with adamw, sgd or gd (1 = off), not to optim.name=sgd outside"},
     {"MfLoraFa", "mf", "", "--set optim.name=lora_fa", "optim.name: lora_fa freezes adapter A factors"},
     {"PretrainMuonOnB", "pretrain", "", "--set optim.muon_on=B", "optim.muon_on: applies to LoRA fine-tuning"},
     {"FinetuneUnknownOrthogonalizer", "finetune", "", "--set base=/b --set optim.orthogonalizer=svd",
