@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "optim/adamw.h"
 #include "optim/hybrid.h"
 #include "optim/muon.h"
+#include "optim/normuon.h"
 #include "optim/sgd.h"
 
 namespace lorascope {
@@ -13,10 +15,13 @@ namespace lorascope {
 using nlohmann::json;
 
 void add_optimizer_keys(ConfigSchema& s) {
-  s.string("optim.name", "muon", {"muon", "specgd", "sgd", "gd", "adamw", "hybrid"},
+  s.string("optim.name", "muon", {"muon", "specgd", "normuon", "sgd", "gd", "adamw", "lora_fa", "hybrid"},
            "optimizer. muon = Muon as its users know it (momentum 0.95, Nesterov, 5 Newton-Schulz "
-           "steps); specgd = the paper's SpecGD (exact U V^T, momentum 0); gd = sgd with momentum 0; "
-           "hybrid = muon (old name). Transformers: Muon/SpecGD on the adapter factors (LoRA) or "
+           "steps); specgd = the paper's SpecGD (exact U V^T, momentum 0); normuon = Muon plus "
+           "NorMuon's row-wise second-moment normalization (optim.normuon_*); gd = sgd with momentum "
+           "0; lora_fa = LoRA-FA as PEFT runs it (A frozen after init, B by HF AdamW on the "
+           "preconditioned gradient s^-2 grad_B (A A^T + 1e-8 I)^-1; LoRA fine-tuning only); hybrid = "
+           "muon (old name). Transformers: Muon/SpecGD/NorMuon on the adapter factors (LoRA) or "
            "hidden matrices (pretrain), AdamW (optim.adamw_lr, optim.adamw_weight_decay) on the rest");
   auto& lr = s.number("optim.lr", 0.01, "base learning rate (Muon: step length in spectral norm)");
   lr.min = 0;
@@ -28,9 +33,11 @@ void add_optimizer_keys(ConfigSchema& s) {
   mom.min = 0;
   mom.max = 0.9999;
   s.boolean("optim.nesterov", false, "Nesterov momentum; default: muon true, others false").default_value = nullptr;
-  s.string("optim.orthogonalizer", nullptr, {"exact", "smoothed", "newton_schulz"},
-           "Muon's T: exact U V^T, smoothed T_beta (eq. 6), or Newton-Schulz quintic; default: "
-           "muon newton_schulz, specgd exact");
+  s.string("optim.orthogonalizer", nullptr, {"exact", "smoothed", "newton_schulz", "thin_exact", "polar_express"},
+           "Muon's T: exact U V^T (SVD), smoothed T_beta (eq. 6), Newton-Schulz quintic, thin_exact "
+           "(exact U V^T through the r x r Gram matrix of a thin factor), or polar_express (Amsel "
+           "et al. 2025 minimax coefficients, optim.ns_steps iterations); default: muon/normuon "
+           "newton_schulz, specgd exact");
   s.number("optim.beta", 0.0, "beta of T_beta (smoothed only)").min = 0;
   auto& ns = s.integer("optim.ns_steps", 5, "Newton-Schulz iterations");
   ns.min = 1;
@@ -54,6 +61,28 @@ void add_optimizer_keys(ConfigSchema& s) {
                        "(heads, embeddings, norms, biases, modules_to_save); optim.lr is Muon's");
   alr.min = 0;
   alr.min_exclusive = true;
+  // LoRA-specific routing (trainer/optimizer_routing.h); checked for applicability below.
+  auto& ratio = s.number("optim.lora_plus_ratio", 1.0,
+                         "LoRA+ (Hayou et al. 2024): adapter B factors at this multiple of optim.lr (A at "
+                         "optim.lr); 1 = off. LoRA fine-tuning with adamw/sgd/gd only");
+  ratio.min = 0;
+  ratio.min_exclusive = true;
+  s.string("optim.muon_on", "both", {"both", "A", "B"},
+           "which adapter factor Muon/SpecGD/NorMuon trains; the other goes to AdamW at optim.adamw_lr "
+           "(A or B). LoRA fine-tuning with muon/specgd/normuon only");
+  s.string("optim.precondition", "none", {"none", "riemannian"},
+           "riemannian = Riemannian preconditioned LoRA (Zhang & Pilanci 2024): grad_A <- (B^T B + "
+           "delta I)^-1 grad_A, grad_B <- grad_B (A A^T + delta I)^-1 before the optimizer. LoRA "
+           "fine-tuning with adamw/sgd/gd only");
+  s.number("optim.precondition_delta", 1e-2, "delta of optim.precondition=riemannian (PEFT's default)").min = 0;
+  auto& nb2 = s.number("optim.normuon_beta2", nullptr, "normuon: decay of the row second moment (default 0.95)");
+  nb2.min = 0;
+  nb2.max = 0.999999;
+  auto& neps = s.number("optim.normuon_eps", nullptr, "normuon: epsilon added to sqrt(v) (default 1e-8)");
+  neps.min = 0;
+  neps.min_exclusive = true;
+  s.string("optim.normuon_rescale", nullptr, {"paper", "preserve_norm"},
+           "normuon: rescale to update RMS 0.2 (paper) or keep ||O||_F (the authors' code); default paper");
   s.string("schedule.kind", "constant", {"constant", "cosine"}, "learning-rate schedule");
   s.integer("schedule.warmup_steps", 0, "linear warmup steps").min = 0;
   auto& wf = s.number("schedule.warmup_fraction", 0.0,
@@ -68,7 +97,7 @@ void add_optimizer_keys(ConfigSchema& s) {
 json resolved_optim(const json& given) {
   json o = given;
   const std::string name = o.at("name");
-  const bool muon = name == "muon" || name == "hybrid";
+  const bool muon = name == "muon" || name == "hybrid" || name == "normuon";
   const MuonOptions defaults = name == "specgd" ? specgd_options() : MuonOptions{};
   if (!o.contains("momentum") || o["momentum"].is_null()) o["momentum"] = muon ? defaults.momentum : 0.0;
   if (!o.contains("nesterov") || o["nesterov"].is_null()) {
@@ -81,6 +110,14 @@ json resolved_optim(const json& given) {
   if (!o.contains("adamw_weight_decay") || o["adamw_weight_decay"].is_null()) {
     o["adamw_weight_decay"] = o.at("weight_decay");
   }
+  const NorMuonOptions nm;
+  if (!o.contains("normuon_beta2") || o["normuon_beta2"].is_null()) o["normuon_beta2"] = nm.beta2;
+  if (!o.contains("normuon_eps") || o["normuon_eps"].is_null()) o["normuon_eps"] = nm.eps;
+  if (!o.contains("normuon_rescale") || o["normuon_rescale"].is_null()) o["normuon_rescale"] = "paper";
+  if (!o.contains("lora_plus_ratio")) o["lora_plus_ratio"] = 1.0;
+  if (!o.contains("muon_on")) o["muon_on"] = "both";
+  if (!o.contains("precondition")) o["precondition"] = "none";
+  if (!o.contains("precondition_delta")) o["precondition_delta"] = 1e-2;
   return o;
 }
 
@@ -96,6 +133,33 @@ void check_optimizer_config(const json& config, const std::string& where) {
   }
   if (o.at("nesterov").get<bool>() && mu == 0.0) {
     throw ConfigError(where + ": optim.nesterov: expected optim.momentum > 0 with nesterov");
+  }
+  // Options of one optimizer or of LoRA's factor routing: an error where they would not act.
+  const bool lora = config.value("mode", "") == "finetune";
+  const bool muon_family = name == "muon" || name == "specgd" || name == "normuon" || name == "hybrid";
+  const bool first_order = name == "adamw" || name == "sgd" || name == "gd";
+  const auto refuse = [&](const std::string& key, const std::string& expected) {
+    throw ConfigError(where + ": optim." + key + ": applies to " + expected + ", not to optim.name=" + name +
+                      (lora ? "" : " outside LoRA fine-tuning (mode finetune)"));
+  };
+  if (o.at("lora_plus_ratio").get<double>() != 1.0 && !(lora && first_order)) {
+    refuse("lora_plus_ratio", "LoRA fine-tuning with adamw, sgd or gd (1 = off)");
+  }
+  if (o.at("muon_on") != "both" && !(lora && muon_family)) {
+    refuse("muon_on", "LoRA fine-tuning with muon, specgd or normuon (both = default)");
+  }
+  if (o.at("precondition") != "none") {
+    if (!(lora && first_order)) refuse("precondition", "LoRA fine-tuning with adamw, sgd or gd (none = default)");
+    if (o.at("lora_plus_ratio").get<double>() != 1.0) {
+      throw ConfigError(where + ": optim.precondition: riemannian preconditions A and B from the same step's "
+                        "factors, which needs both in one group; expected optim.lora_plus_ratio=1 with it");
+    }
+  }
+  if (name == "lora_fa" && !lora) {
+    throw ConfigError(where + ": optim.name: lora_fa freezes adapter A factors; expected mode finetune");
+  }
+  for (const char* key : {"normuon_beta2", "normuon_eps", "normuon_rescale"}) {
+    if (name != "normuon" && given.contains(key) && !given[key].is_null()) refuse(key, "optim.name=normuon");
   }
 }
 
@@ -137,6 +201,15 @@ AdamWOptions adamw_side_options(const json& given) {
 
 MuonOptions muon_side_options(const json& optim) { return muon_options(optim); }
 
+NorMuonOptions normuon_options(const json& given) {
+  const json o = resolved_optim(given);
+  NorMuonOptions n;
+  n.beta2 = o.at("normuon_beta2");
+  n.eps = o.at("normuon_eps");
+  n.rescale = parse_normuon_rescale(o.at("normuon_rescale"));
+  return n;
+}
+
 std::unique_ptr<Optimizer> make_hybrid(const json& o, ParamSplit split) {
   auto adamw = adamw_side_options(o);
   return std::make_unique<Hybrid>(std::move(split), muon_options(o), adamw);
@@ -148,8 +221,10 @@ std::unique_ptr<Optimizer> make_optimizer(const json& given, std::vector<at::Ten
   const MuonOptions muon = muon_options(o);
   AdamWOptions adamw = adamw_options(o);
   if (name == "muon" || name == "specgd") return std::make_unique<Muon>(std::move(params), muon);
+  if (name == "normuon") return std::make_unique<NorMuon>(std::move(params), muon, normuon_options(o));
   if (name == "adamw") return std::make_unique<AdamW>(std::move(params), adamw);
   if (name == "hybrid") return std::make_unique<Hybrid>(split_for_muon(params), muon, adamw_side_options(o));
+  if (name == "lora_fa") throw std::logic_error("make_optimizer: lora_fa needs the adapter pairs (make_routed_optimizer)");
   SGDOptions sgd;
   sgd.lr = o.at("lr");
   sgd.momentum = name == "gd" ? 0.0 : o.at("momentum").get<double>();

@@ -1,6 +1,8 @@
 // Builds optimizers and schedules from the "optim" / "schedule" sections of any config.
 //   optim.name: muon   Muon as its users know it: momentum 0.95, Nesterov, 5 Newton-Schulz steps
 //               specgd the paper's SpecGD: exact U V^T, momentum 0
+//               normuon Muon + NorMuon's row-wise normalization (optim.normuon_beta2/eps/rescale)
+//               lora_fa LoRA-FA (LoRA fine-tuning only; built by trainer/optimizer_routing.cpp)
 //               sgd | gd (= sgd, momentum 0) | adamw |
 //               hybrid (muon for 2-D tensors, adamw for the rest; the trainer treats it as muon)
 // optim.momentum / nesterov / orthogonalizer are unset by default and take the named
@@ -13,6 +15,7 @@
 
 #include "optim/hybrid.h"
 #include "optim/lr_schedule.h"
+#include "optim/normuon.h"
 #include "optim/optimizer.h"
 #include "trainer/config.h"
 
@@ -28,6 +31,7 @@ nlohmann::json resolved_optim(const nlohmann::json& optim);
 // Muon's options from optim.*; the AdamW side of a Muon run (optim.adamw_lr, adamw_weight_decay).
 MuonOptions muon_side_options(const nlohmann::json& optim);
 AdamWOptions adamw_side_options(const nlohmann::json& optim);
+NorMuonOptions normuon_options(const nlohmann::json& optim);
 
 std::unique_ptr<Optimizer> make_optimizer(const nlohmann::json& optim,
                                           std::vector<at::Tensor> params);
