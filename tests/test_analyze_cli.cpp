@@ -240,7 +240,7 @@ TEST(TensorBoardCliTest, ConvertsMetricsOnceAndRefusesToDuplicate) {
   std::ofstream(run / "metrics.jsonl", std::ios::app) << "\n{\"step\": 9}\n";  // a malformed middle line now
   const auto bad = lorascope("tensorboard --force " + run.string());
   EXPECT_EQ(bad.code, 2);
-  EXPECT_NE(bad.err.find("metrics.jsonl:3: not a JSON object"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("metrics.jsonl:3: not valid JSON"), std::string::npos) << bad.err;
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ TEST(ConfigTest, EveryBadInputNamesTheKeyAndWhatWasExpected) {
       {R"({"task": {"rank": 71}})", {}, "task.rank: expected an integer <= min(task.m, task.n) = 60, got 71"},
       {R"({"task": {"target_sv": [1, 2]}})", {}, "task.target_sv: expected values in descending order"},
       {R"({"task": {"target_sv": [1, -2]}})", {}, "task.target_sv: expected a list of numbers each >= 0"},
-      {R"({"optim": {"name": "lion"}})", {}, "optim.name: expected one of muon, specgd, sgd, gd, adamw, hybrid"},
+      {R"({"optim": {"name": "lion"}})", {}, "optim.name: expected one of muon, specgd, normuon, sgd, gd, adamw, lora_fa, hybrid"},
       {R"({"optim": {"name": "specgd", "momentum": 0.9}})", {}, "optim.momentum: specgd has no momentum"},
       {R"({"optim": {"momentum": 1.5}})", {}, "optim.momentum: expected a number in [0, 0.9999], got 1.5"},
       {R"({"optim": {"nesterov": 1}})", {}, "optim.nesterov: expected true or false, got 1"},
