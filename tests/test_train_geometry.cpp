@@ -21,12 +21,6 @@
 namespace lorascope {
 namespace {
 
-class VectorSink : public MetricsSink {
- public:
-  void write(const json& r) override { records.push_back(r); }
-  std::vector<json> records;
-};
-
 json geometry_doc(const Fixture& fx, const std::string& base, int64_t geometry_every) {
   auto doc = fx.finetune_doc(base);
   doc["train"] = {{"max_steps", 4}, {"batch_size", 8}, {"log_every", 1}};

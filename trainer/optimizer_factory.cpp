@@ -94,6 +94,18 @@ void add_optimizer_keys(ConfigSchema& s) {
   mf.max = 1;
 }
 
+json optim_with_defaults(json optim) {
+  ConfigSchema schema;
+  add_optimizer_keys(schema);
+  const std::string prefix = "optim.";
+  for (const auto& [key, value] : schema.defaults().items()) {
+    if (key.rfind(prefix, 0) != 0) continue;  // schedule.*
+    const std::string k = key.substr(prefix.size());
+    if (!optim.contains(k)) optim[k] = value;
+  }
+  return optim;
+}
+
 json resolved_optim(const json& given) {
   json o = given;
   const std::string name = o.at("name");
