@@ -98,7 +98,8 @@ json optim_with_defaults(json optim) {
   ConfigSchema schema;
   add_optimizer_keys(schema);
   const std::string prefix = "optim.";
-  for (const auto& [key, value] : schema.defaults().items()) {
+  const json defaults = schema.defaults();  // items() refers to it: a temporary would dangle
+  for (const auto& [key, value] : defaults.items()) {
     if (key.rfind(prefix, 0) != 0) continue;  // schedule.*
     const std::string k = key.substr(prefix.size());
     if (!optim.contains(k)) optim[k] = value;
