@@ -17,6 +17,7 @@
 #include "models/balanced_two_cycle.h"
 #include "models/deep_linear.h"
 #include "models/hessian_spectrum.h"
+#include "tests/cli_fixtures.h"
 #include "trainer/eos_recipe.h"
 #include "trainer/eos_schema.h"
 
@@ -348,20 +349,7 @@ TEST(EosClaimsTest, InitsAlignTheLayersAndKeepThemNearlyBalanced) {
 
 // The lorascope binary end to end: a tiny eos sweep, its figures, and bad input (exit 2, one
 // line naming the key, nothing written).
-struct CliResult {
-  int code;
-  std::string err;
-};
-
-CliResult lorascope_cli(const std::string& args) {
-  const auto err = std::filesystem::temp_directory_path() / ("lorascope_eos_err_" + std::to_string(::getpid()));
-  const std::string cmd = std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::filesystem::remove(err);
-  return {WEXITSTATUS(status), text};
-}
+using fixtures::lorascope_cli;
 
 TEST(EosCliTest, TinySweepWritesRunsAndFigures) {
   namespace fs = std::filesystem;

@@ -12,6 +12,7 @@
 #include "models/lora_flow_closed_form.h"
 #include "models/lora_flow_problem.h"
 #include "optim/lora_alternating_gd.h"
+#include "tests/tensor_fixtures.h"
 #include "trainer/rank_accuracy_recipe.h"
 #include "trainer/rank_accuracy_schema.h"
 
@@ -43,8 +44,6 @@ Run run(const std::vector<std::string>& sets) {
   EXPECT_EQ(r.outcome.status, "completed") << r.summary().dump();
   return r;
 }
-
-double max_abs(const at::Tensor& a) { return a.abs().max().item<double>(); }
 
 TEST(RankAccuracyTest, LoraGradientsMatchAutograd) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
