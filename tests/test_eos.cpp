@@ -18,6 +18,7 @@
 #include "models/deep_linear.h"
 #include "models/hessian_spectrum.h"
 #include "tests/cli_fixtures.h"
+#include "tests/memory_sink.h"
 #include "trainer/eos_recipe.h"
 #include "trainer/eos_schema.h"
 
@@ -194,11 +195,6 @@ TEST(EosLemma1Test, HessianSpectrumAtABalancedMinimum) {
   EXPECT_NEAR(2 / lemma1_self(10, 3), 0.0309, 5e-5);
   EXPECT_NEAR(1 / lemma1_pair(10, 9, 3), 0.01657, 5e-6);
 }
-
-struct MemorySink : MetricsSink {
-  std::vector<json> records;
-  void write(const json& r) override { records.push_back(r); }
-};
 
 struct Point {
   json summary, theory;

@@ -12,6 +12,7 @@
 #include "models/lora_flow_closed_form.h"
 #include "models/lora_flow_problem.h"
 #include "optim/lora_alternating_gd.h"
+#include "tests/memory_sink.h"
 #include "tests/tensor_fixtures.h"
 #include "trainer/rank_accuracy_recipe.h"
 #include "trainer/rank_accuracy_schema.h"
@@ -21,11 +22,6 @@ namespace {
 
 using nlohmann::json;
 const auto f64 = at::TensorOptions().dtype(at::kDouble);
-
-struct MemorySink : MetricsSink {
-  std::vector<json> records;
-  void write(const json& r) override { records.push_back(r); }
-};
 
 struct Run {
   RankAccuracyOutcome outcome;

@@ -23,6 +23,7 @@
 #include "optim/param_groups.h"
 #include "optim/state_io.h"
 #include "tests/error_of.h"
+#include "tests/memory_sink.h"
 #include "tests/model_fixtures.h"
 #include "tests/train_fixtures.h"
 #include "trainer/checkpoint.h"
@@ -233,7 +234,7 @@ TEST(TrainLoopTest, RunsWithAnInMemorySinkAndWritesNoFiles) {
   s.cfg = TrainConfig::from_json(fx.spec(doc).config);
   const auto run_dir = fx.dir / "never_written";
   setup(s, run_dir.string());
-  VectorSink sink;
+  MemorySink sink;
   Hooks hooks;
   hooks.push_back(divergence_policy());
   hooks.push_back(evaluator());

@@ -1,6 +1,6 @@
 // A tiny pretrained base and a labelled task on a toy language, for the tests that run the
 // transformer recipes (in-process or through the lorascope binary); a tiny LoRA classifier roled
-// as the trainer roles it, for the tests of routing and optimizers; an in-memory metrics sink.
+// as the trainer roles it, for the tests of routing and optimizers.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -20,7 +20,6 @@
 #include "models/parameter_roles.h"
 #include "models/sequence_model.h"
 #include "tests/model_fixtures.h"
-#include "trainer/metrics_writer.h"
 #include "trainer/train_recipe.h"
 #include "trainer/train_schema.h"
 
@@ -139,12 +138,5 @@ inline LoraClassifier lora_with_grads() {
   }
   return out;
 }
-
-// The records of a training loop run without files.
-class VectorSink : public MetricsSink {
- public:
-  void write(const json& r) override { records.push_back(r); }
-  std::vector<json> records;
-};
 
 }  // namespace lorascope
