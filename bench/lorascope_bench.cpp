@@ -15,12 +15,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cmath>
-#include <sys/resource.h>
-
 #include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,62 +29,26 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#include "models/hf_checkpoint.h"
+#include "bench/finetune_setup.h"
 #include "models/lora.h"
 #include "models/sequence_model.h"
 #include "optim/adamw.h"
-#include "optim/hybrid.h"
 #include "optim/muon.h"
 #include "trainer/adapter_monitor.h"
 #include "trainer/autocast_guard.h"
 #include "trainer/malloc_tuning.h"
+#include "trainer/optimizer_factory.h"
 #include "trainer/threads.h"
 
 namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-lorascope::TransformerConfig llama32_1b(int64_t layers) {
-  lorascope::TransformerConfig c;
-  c.arch = "llama";
-  c.vocab_size = 128256;
-  c.hidden_size = 2048;
-  c.num_layers = layers;
-  c.num_heads = 32;
-  c.num_kv_heads = 8;
-  c.intermediate_size = 8192;
-  c.max_positions = 2048;
-  c.rope_theta = 500000.0;
-  c.rms_norm_eps = 1e-5;
-  c.tie_embeddings = true;
-  return c;
-}
-
-// The demo's base model (configs/lm/pretrain_brown.json: runs/base/brown).
-lorascope::TransformerConfig demo_small_llama() {
-  lorascope::TransformerConfig c;
-  c.arch = "llama";
-  c.vocab_size = 4096;
-  c.hidden_size = 128;
-  c.num_layers = 4;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.intermediate_size = 344;
-  c.max_positions = 256;
-  c.pad_token_id = 0;
-  return c;
-}
-
-// Every linear layer of the encoder blocks (bench/peer_finetune.py gives PEFT the same regex);
-// MiniLM's pooler, when loaded, stays frozen.
-const char* kBertAllLinear = R"(.*encoder\.layer\.\d+\..*(query|key|value|dense))";
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
-}
+using lorascope::bench::build_finetune_model;
+using lorascope::bench::cpu_seconds;
+using lorascope::bench::demo_small_llama;
+using lorascope::bench::FinetuneSpec;
+using lorascope::bench::routed_optimizer;
 
 // Waits for the device: a scalar read back to the host.
 void sync(const at::Device& d) {
@@ -159,16 +120,18 @@ std::vector<std::pair<int64_t, int64_t>> adapted_layers(const std::string& targe
   return {{h, h}, {kv, h}, {kv, h}, {h, h}, {mlp, h}, {mlp, h}, {h, mlp}};
 }
 
-// The settings of the peers (bench/peer_*.py): torch.optim.Muon with Nesterov momentum 0.95,
-// decoupled weight decay 0.01 and the update RMS matched to AdamW's.
+// The settings of the peers (bench/peer_*.py) as optim sections: torch.optim.Muon with Nesterov
+// momentum 0.95, decoupled weight decay 0.01 and the update RMS matched to AdamW's on the adapter
+// factors, AdamW (lr 1e-4, weight decay 0.01) on the rest; AdamW alone with the same settings.
+json peer_optim(const std::string& name) {
+  if (name == "adamw") return {{"name", "adamw"}, {"lr", 1e-4}, {"weight_decay", 0.01}};
+  return {{"name", "muon"},      {"lr", 0.02},     {"momentum", 0.95},
+          {"nesterov", true},    {"lr_scaling", "match_adamw_rms"},
+          {"weight_decay", 0.01}, {"adamw_lr", 1e-4}};
+}
+
 lorascope::MuonOptions muon_options() {
-  lorascope::MuonOptions mo;
-  mo.lr = 0.02;
-  mo.momentum = 0.95;
-  mo.nesterov = true;
-  mo.lr_scaling = lorascope::LrScaling::MatchAdamwRms;
-  mo.weight_decay = 0.01;
-  return mo;
+  return lorascope::muon_side_options(lorascope::optim_with_defaults(peer_optim("muon")));
 }
 
 json bench_muon_step(const at::Device& d, const std::string& targets, int64_t r, int layers,
@@ -251,63 +214,6 @@ double forward_flops_per_token(const lorascope::TransformerConfig& c, int64_t T)
   return c.num_layers * (2 * linear + attn) + 2.0 * h * c.vocab_size;
 }
 
-// Muon on the adapter matrices and AdamW on the rest (a classification head), as the trainer
-// and the peer do; AdamW on everything otherwise.
-std::unique_ptr<lorascope::Optimizer> make_optimizer(const std::string& optim,
-                                                     const std::vector<lorascope::AdapterRef>& adapters,
-                                                     const std::vector<at::Tensor>& trainable) {
-  lorascope::AdamWOptions ao;
-  ao.lr = 1e-4;
-  ao.weight_decay = 0.01;
-  if (optim != "muon") return std::make_unique<lorascope::AdamW>(trainable, ao);
-  lorascope::ParamSplit split;
-  for (const auto& a : adapters) split.muon.push_back(a.A), split.muon.push_back(a.B);
-  for (const auto& p : trainable) {
-    const bool adapter = std::any_of(split.muon.begin(), split.muon.end(),
-                                     [&](const at::Tensor& m) { return m.is_same(p); });
-    if (!adapter) split.adamw.push_back(p);
-  }
-  return std::make_unique<lorascope::Hybrid>(split, muon_options(), ao);
-}
-
-struct FinetuneSpec {
-  std::string model = "llama1b";  // llama1b | small | minilm
-  std::string minilm_dir = ".cache/models/all-MiniLM-L6-v2";
-  std::string targets = "qv";      // qv | all
-  int64_t r = 8;
-  int layers = 16;
-};
-
-// The model with its adapters attached, and the LoRA config it got.
-std::shared_ptr<lorascope::SequenceModel> build_finetune_model(const FinetuneSpec& spec,
-                                                               at::Generator& gen) {
-  std::shared_ptr<lorascope::SequenceModel> model;
-  lorascope::LoraConfig lc;
-  lc.r = spec.r;
-  lc.alpha = 2.0 * spec.r;
-  if (spec.model == "minilm") {
-    if (!std::filesystem::exists(spec.minilm_dir + "/model.safetensors")) {
-      throw std::runtime_error("--minilm " + spec.minilm_dir +
-                               ": no model.safetensors (bash scripts/fetch_model.sh)");
-    }
-    model = lorascope::load_hf_model(spec.minilm_dir, "classification", 2, gen);
-    if (spec.targets == "all") lc.target_regex = kBertAllLinear;
-    else lc.targets = {"query", "value"};
-  } else {
-    const bool small = spec.model == "small";
-    model = lorascope::make_model(small ? demo_small_llama() : llama32_1b(spec.layers),
-                                  small ? "classification" : "causal_lm", 2, gen);
-    if (spec.targets == "all") {
-      lc.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-    } else {
-      lc.targets = {"q_proj", "v_proj"};
-    }
-  }
-  if (model->head() == "classification") lc.modules_to_save = {model->head_module()};
-  (void)lorascope::attach_lora(*model, lc, gen);
-  return model;
-}
-
 // Every (optimizer, monitor interval) variant on one model (building a 1B model takes seconds):
 // a fresh optimizer per variant, one JSON line each.
 std::vector<json> bench_finetune(const at::Device& d, const FinetuneSpec& spec,
@@ -315,16 +221,14 @@ std::vector<json> bench_finetune(const at::Device& d, const FinetuneSpec& spec,
                                  const std::vector<int>& monitor_everys, int64_t batch, int64_t seq,
                                  int steps, bool bf16, int threads) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  auto model = build_finetune_model(spec, gen);
+  const auto built = build_finetune_model(spec, gen);
+  const auto& model = built.model;
   const auto cfg = model->config();
   const bool classification = model->head() == "classification";
   model->to(d);
   model->train();
-  const auto adapters = lorascope::find_adapters(*model);
-  std::vector<at::Tensor> trainable;
-  for (auto& p : model->parameters()) {
-    if (p.requires_grad()) trainable.push_back(p);
-  }
+  const auto roles = built.roles();
+  const auto& adapters = roles.adapters;
   // Ids from 1: 0 is the small model's padding id. Full-length rows, no padding.
   auto ids = at::randint(1, cfg.vocab_size, {batch, seq + 1}, gen, at::kLong).to(d);
   auto input = ids.narrow(1, 0, seq).contiguous();
@@ -334,7 +238,7 @@ std::vector<json> bench_finetune(const at::Device& d, const FinetuneSpec& spec,
   std::vector<json> results;
   for (const auto& optim : optims) {
     for (int monitor_every : monitor_everys) {
-      auto opt = make_optimizer(optim, adapters, trainable);
+      auto opt = routed_optimizer(peer_optim(optim), roles);
       int64_t step = 0;
       auto train_step = [&] {
         at::Tensor logits;

@@ -7,25 +7,22 @@
 //   build/bench/minilm_step --model .cache/models/all-MiniLM-L6-v2 --threads 2 --seqs 64,128,256
 //
 // Without --model (or when it is missing) the same shapes are initialised at random.
+// Model, adapters and optimizer routing are `lorascope_bench finetune`'s (bench/finetune_setup.h);
+// what this adds: the no-grad evaluation forward, SpecGD, float32 only, random weights when the
+// checkpoint is missing, and several sequence lengths in one process.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
 #include <CLI/CLI.hpp>
-#include <sys/resource.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "models/hf_checkpoint.h"
-#include "models/lora.h"
-#include "models/sequence_model.h"
-#include "optim/adamw.h"
-#include "optim/muon.h"
+#include "bench/finetune_setup.h"
 #include "trainer/malloc_tuning.h"
 #include "trainer/threads.h"
 
@@ -33,36 +30,21 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-lorascope::TransformerConfig minilm_config() {
-  lorascope::TransformerConfig c;
-  c.arch = "roberta";
-  c.positions = "absolute";
-  c.vocab_size = 30522;
-  c.hidden_size = 384;
-  c.num_layers = 6;
-  c.num_heads = 12;
-  c.num_kv_heads = 12;
-  c.intermediate_size = 1536;
-  c.max_positions = 512;
-  c.layer_norm_eps = 1e-12;
-  c.type_vocab_size = 2;
-  c.pad_token_id = 0;
-  c.pooling = "mean";
-  c.normalize_pooled = true;
-  return c;
-}
-
 // CPU time of the whole process (all threads), ms: on a shared machine wall time also counts
 // the waits for a core; CPU time / threads is what a quiet machine would take at best.
-double cpu_ms() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
-}
+double cpu_ms() { return lorascope::bench::cpu_seconds() * 1e3; }
 
 double median(std::vector<double> v) {
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
   return v[v.size() / 2];
+}
+
+// The optim section of --optim, routed as the trainer routes it (AdamW on every trainable
+// parameter; Muon or SpecGD on the adapter factors and AdamW on the head), with the optimizers'
+// own defaults (optim/adamw.h AdamWOptions, optim/muon.h MuonOptions) as settings.
+nlohmann::json optim_section(const std::string& name) {
+  if (name == "adamw") return {{"name", "adamw"}, {"lr", 1e-3}, {"weight_decay", 1e-2}};
+  return {{"name", name}, {"lr", 0.02}, {"weight_decay", 0.0}, {"adamw_lr", 1e-3}, {"adamw_weight_decay", 1e-2}};
 }
 
 }  // namespace
@@ -87,39 +69,14 @@ int main(int argc, char** argv) {
   lorascope::configure_threads(threads);
 
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-  std::shared_ptr<lorascope::SequenceModel> model;
+  lorascope::bench::FinetuneSpec spec;
   const bool real = !model_dir.empty() && std::filesystem::exists(model_dir + "/model.safetensors");
-  if (real) {
-    model = lorascope::load_hf_model(model_dir, "classification", 2, gen);
-  } else {
-    model = lorascope::make_model(minilm_config(), "classification", 2, gen);
-  }
-  lorascope::LoraConfig lora;
-  lora.r = r;
-  lora.alpha = 2.0 * r;
-  lora.targets = {"query", "value"};
-  lora.modules_to_save = {model->head_module()};
-  const auto adapters = lorascope::attach_lora(*model, lora, gen);
-  std::vector<at::Tensor> matrices, rest;
-  for (const auto& a : adapters) matrices.push_back(a.A), matrices.push_back(a.B);
-  for (const auto& p : model->named_parameters()) {
-    if (p.value().requires_grad() && p.key().find(".lora_") == std::string::npos) rest.push_back(p.value());
-  }
-  std::vector<std::unique_ptr<lorascope::Optimizer>> optimizers;
-  if (optim == "adamw") {
-    auto all = matrices;
-    all.insert(all.end(), rest.begin(), rest.end());
-    optimizers.push_back(std::make_unique<lorascope::AdamW>(all, lorascope::AdamWOptions{}));
-  } else {
-    lorascope::MuonOptions mo;
-    mo.nesterov = true;
-    if (optim == "specgd") {
-      mo.momentum = 0;
-      mo.ortho.kind = lorascope::OrthoKind::Exact;
-    }
-    optimizers.push_back(std::make_unique<lorascope::Muon>(matrices, mo));
-    optimizers.push_back(std::make_unique<lorascope::AdamW>(rest, lorascope::AdamWOptions{}));
-  }
+  spec.model = real ? "minilm" : "minilm_random";
+  spec.minilm_dir = model_dir;
+  spec.r = r;
+  const auto built = lorascope::bench::build_finetune_model(spec, gen);
+  const auto& model = built.model;
+  auto optimizer = lorascope::bench::routed_optimizer(optim_section(optim), built.roles());
   const auto vocab = model->config().vocab_size;
   for (int64_t T : seqs) {
     const auto ids = at::randint(1000, vocab, {batch, T}, gen, at::kLong);
@@ -132,7 +89,7 @@ int main(int argc, char** argv) {
       const double c0 = cpu_ms();
       const auto loss = at::cross_entropy_loss(model->forward(ids, mask), labels);
       loss.backward();
-      for (auto& o : optimizers) o->step();
+      optimizer->step();
       for (auto& p : model->parameters()) {
         if (p.grad().defined()) p.mutable_grad().zero_();
       }

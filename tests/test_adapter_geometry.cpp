@@ -8,15 +8,11 @@
 
 #include "models/adapter_geometry.h"
 #include "models/principal_angles.h"
+#include "tests/tensor_fixtures.h"
 #include "trainer/geometry_monitor.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble);
-}
 
 at::Tensor orthonormal(int64_t m, int64_t k, uint64_t seed) {
   return std::get<0>(at::linalg_qr(randn({m, k}, seed), "reduced"));

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_fixtures.h"
 #include "data_fixtures.h"
 #include "model_fixtures.h"
 #include "models/esd_alpha.h"
@@ -30,22 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int code;
-  std::string err;
-};
-
-Result lorascope(const std::string& args, const std::string& env = "") {
-  static int calls = 0;
-  const fs::path err = fs::temp_directory_path() /
-                       ("lorascope_analyze_err_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
-  const std::string cmd = env + " " + std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  fs::remove(err);
-  return {WEXITSTATUS(status), text};
-}
+using fixtures::lorascope_cli;
 
 std::shared_ptr<SequenceModel> tiny_base() {
   auto c = fixtures::tiny_config("llama");
@@ -91,7 +77,7 @@ struct Runs {
 TEST(AnalyzeCliTest, TwoRunsGiveNumbersThatMatchFullMatrices) {
   Runs runs;
   const fs::path out = runs.dir.path / "out";
-  const auto r = lorascope("analyze " + runs.a.string() + " " + runs.b.string() + " --out " + out.string() + " --no-plots");
+  const auto r = lorascope_cli("analyze " + runs.a.string() + " " + runs.b.string() + " --out " + out.string() + " --no-plots");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto doc = json::parse(std::ifstream(out / "analysis.json"));
   ASSERT_EQ(doc["runs"].size(), 2u);
@@ -156,7 +142,7 @@ TEST(AnalyzeCliTest, MismatchedRunsExitTwoWithOneLineAndWriteNothing) {
   write_run(d, runs.base, 2, 14);
   const fs::path out = runs.dir.path / "out_bad";
   const auto expect_bad = [&](const std::string& args, const std::string& needle) {
-    const auto r = lorascope("analyze " + args + " --out " + out.string() + " --no-plots");
+    const auto r = lorascope_cli("analyze " + args + " --out " + out.string() + " --no-plots");
     EXPECT_EQ(r.code, 2) << args << ": " << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -183,7 +169,7 @@ TEST(AnalyzeCliTest, FiguresAndHistoryFromMetrics) {
     }
   }
   const fs::path out = runs.dir.path / "figs";
-  const auto r = lorascope("analyze " + runs.a.string() + " " + runs.b.string() + " --out " + out.string(),
+  const auto r = lorascope_cli("analyze " + runs.a.string() + " " + runs.b.string() + " --out " + out.string(),
                            "LORASCOPE_PYTHON=/usr/bin/python3");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto figs = json::parse(std::ifstream(out / "figures.json"))["figures"];
@@ -204,7 +190,7 @@ TEST(AnalyzeCliTest, WeightsFileGivesWeightwatchersAlphaPerMatrix) {
   const auto W1 = at::randn({40, 30}, gen), W2 = at::randn({12, 50}, gen);
   save_safetensors({{"a.weight", W1}, {"b.weight", W2}, {"bias", at::randn({7}, gen)}},
                    (dir.path / "w.safetensors").string());
-  const auto r = lorascope("analyze --weights " + (dir.path / "w.safetensors").string() + " --out " +
+  const auto r = lorascope_cli("analyze --weights " + (dir.path / "w.safetensors").string() + " --out " +
                            (dir.path / "o").string());
   ASSERT_EQ(r.code, 0) << r.err;
   const auto esd = json::parse(std::ifstream(dir.path / "o" / "esd.json"));
@@ -225,20 +211,20 @@ TEST(TensorBoardCliTest, ConvertsMetricsOnceAndRefusesToDuplicate) {
     w.write(json{{"step", 5}, {"loss", 1.5}, {"wall_s", 0.2}});
   }
   std::ofstream(run / "metrics.jsonl", std::ios::app) << "{\"step\": 7, \"lo";  // torn last line: skipped
-  ASSERT_EQ(lorascope("tensorboard " + run.string()).code, 0);
+  ASSERT_EQ(lorascope_cli("tensorboard " + run.string()).code, 0);
   const auto count = [&] {
     int n = 0;
     for (const auto& e : fs::directory_iterator(run)) n += e.path().filename().string().find("tfevents") != std::string::npos;
     return n;
   };
   EXPECT_EQ(count(), 1);
-  const auto again = lorascope("tensorboard " + run.string());
+  const auto again = lorascope_cli("tensorboard " + run.string());
   EXPECT_EQ(again.code, 2);
   EXPECT_NE(again.err.find("already written (--force replaces"), std::string::npos) << again.err;
-  EXPECT_EQ(lorascope("tensorboard --force " + run.string()).code, 0);
+  EXPECT_EQ(lorascope_cli("tensorboard --force " + run.string()).code, 0);
   EXPECT_EQ(count(), 1);
   std::ofstream(run / "metrics.jsonl", std::ios::app) << "\n{\"step\": 9}\n";  // a malformed middle line now
-  const auto bad = lorascope("tensorboard --force " + run.string());
+  const auto bad = lorascope_cli("tensorboard --force " + run.string());
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("metrics.jsonl:3: not valid JSON"), std::string::npos) << bad.err;
 }

@@ -11,28 +11,14 @@
 
 #include <unistd.h>
 
+#include "tests/cli_fixtures.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int code;
-  std::string err;
-};
-
-// env: assignments put before the binary ("NAME=value ...").
-Result lorascope(const std::string& args, const std::string& env = "") {
-  static int calls = 0;  // ctest may run the cases in parallel: one stderr file per call
-  const fs::path err = fs::temp_directory_path() /
-                       ("lorascope_cli_err_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
-  const std::string cmd = env + " " + std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  fs::remove(err);
-  return {WEXITSTATUS(status), text};
-}
+using lorascope::fixtures::lorascope_cli;
 
 fs::path fresh_dir(const std::string& name) {
   auto dir = fs::temp_directory_path() / ("lorascope_cli_" + name);
@@ -42,7 +28,7 @@ fs::path fresh_dir(const std::string& name) {
 
 TEST(CliTest, MfRunWritesConfigMetricsAndSummary) {
   auto out = fresh_dir("ok");
-  auto r = lorascope("mf --out " + out.string() + " --set train.steps=50 --set train.log_every=10 --set name=t");
+  auto r = lorascope_cli("mf --out " + out.string() + " --set train.steps=50 --set train.log_every=10 --set name=t");
   ASSERT_EQ(r.code, 0) << r.err;
   auto cfg = json::parse(std::ifstream(out / "t" / "config.json"));
   EXPECT_EQ(cfg["train"]["steps"], 50);
@@ -63,7 +49,7 @@ TEST(CliTest, MfRunWritesConfigMetricsAndSummary) {
   auto index = json::parse(std::ifstream(out / "index.json"));
   EXPECT_EQ(index["runs"][0]["dir"], "t");
   // A second run into the same place refuses and leaves the first intact.
-  auto again = lorascope("mf --out " + out.string() + " --set train.steps=5 --set name=t");
+  auto again = lorascope_cli("mf --out " + out.string() + " --set train.steps=5 --set name=t");
   EXPECT_EQ(again.code, 2);
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
   EXPECT_EQ(json::parse(std::ifstream(out / "t" / "config.json"))["train"]["steps"], 50);
@@ -92,7 +78,7 @@ TEST(CliTest, BadInputExitsTwoWithOneLineAndWritesNothing) {
   };
   for (const auto& [args, expect] : cases) {
     auto out = fresh_dir("bad");
-    auto r = lorascope("mf --out " + out.string() + " " + args);
+    auto r = lorascope_cli("mf --out " + out.string() + " " + args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_NE(r.err.find(expect), std::string::npos) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -102,7 +88,7 @@ TEST(CliTest, BadInputExitsTwoWithOneLineAndWritesNothing) {
 
 TEST(CliTest, DivergingRunStopsWithStepAndExitCodeThree) {
   auto out = fresh_dir("nan");
-  auto r = lorascope("mf --out " + out.string() + " --set optim.name=gd --set optim.lr=5 --set name=x");
+  auto r = lorascope_cli("mf --out " + out.string() + " --set optim.name=gd --set optim.lr=5 --set name=x");
   EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find("at step"), std::string::npos) << r.err;
   auto summary = json::parse(std::ifstream(out / "x" / "summary.json"));
@@ -111,9 +97,9 @@ TEST(CliTest, DivergingRunStopsWithStepAndExitCodeThree) {
 
 TEST(CliTest, HelpWorksForEveryCommand) {
   for (const char* cmd : {"--help", "mf --help", "plot --help", "mf --keys"}) {
-    EXPECT_EQ(lorascope(cmd).code, 0) << cmd;
+    EXPECT_EQ(lorascope_cli(cmd).code, 0) << cmd;
   }
-  EXPECT_EQ(lorascope("nosuchcommand").code, 2);
+  EXPECT_EQ(lorascope_cli("nosuchcommand").code, 2);
 }
 
 }  // namespace
@@ -129,7 +115,7 @@ TEST(CliTest, CustomTargetAndInitialFactorsAreUsedExactly) {
   std::ofstream(dir / "target.json")
       << R"({"U": [[1], [0], [0]], "sigma": [2], "V": [[1], [0], [0], [0]]})";
   std::ofstream(dir / "init.json") << R"({"factors": [[[0], [0], [0]], [[0.5, 0, 0, 0]]]})";
-  auto r = lorascope("mf --out " + (dir / "out").string() +
+  auto r = lorascope_cli("mf --out " + (dir / "out").string() +
                      " --set task.m=3 --set task.n=4 --set task.rank=1 --set task.target_sv=[2]"
                      " --set task.target_file=" + (dir / "target.json").string() +
                      " --set task.init_file=" + (dir / "init.json").string() +
@@ -156,7 +142,7 @@ TEST(CliTest, LmConfigsResolve) {
       if (usage.find(std::string("lorascope ") + c + " ") != std::string::npos) command = c;
     }
     ASSERT_FALSE(command.empty()) << entry.path() << ": _usage names no train command: " << usage;
-    const auto r = lorascope(command + " --config " + entry.path().string() + " --dry-run");
+    const auto r = lorascope_cli(command + " --config " + entry.path().string() + " --dry-run");
     EXPECT_EQ(r.code, 0) << entry.path() << ": " << r.err;
     ++n;
   }
@@ -165,18 +151,18 @@ TEST(CliTest, LmConfigsResolve) {
 
 TEST(CliTest, PlotWritesFiguresForASweep) {
   auto out = fresh_dir("plot");
-  ASSERT_EQ(lorascope("mf --out " + out.string() + " --config " + LORASCOPE_CONFIGS_DIR +
+  ASSERT_EQ(lorascope_cli("mf --out " + out.string() + " --config " + LORASCOPE_CONFIGS_DIR +
                       "/mf/demo.json --set train.steps=300").code, 0);
-  auto r = lorascope("plot " + out.string());
+  auto r = lorascope_cli("plot " + out.string());
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* f : {"compare_sv.png", "compare_root_sv.png", "compare_loss.png",
                         "compare_alignment.png", "sv_specgd.png", "sv_gd.png"}) {
     EXPECT_GT(fs::file_size(out / "figures" / f), 10000u) << f;
   }
-  EXPECT_EQ(lorascope("plot /nonexistent_dir").code, 2);
+  EXPECT_EQ(lorascope_cli("plot /nonexistent_dir").code, 2);
   // LORASCOPE_PYTHON picks the interpreter; a missing one is an error that names it.
-  EXPECT_EQ(lorascope("plot " + out.string(), "LORASCOPE_PYTHON=/usr/bin/python3").code, 0);
-  auto bad = lorascope("plot " + out.string(), "LORASCOPE_PYTHON=/nonexistent/python3");
+  EXPECT_EQ(lorascope_cli("plot " + out.string(), "LORASCOPE_PYTHON=/usr/bin/python3").code, 0);
+  auto bad = lorascope_cli("plot " + out.string(), "LORASCOPE_PYTHON=/nonexistent/python3");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("/nonexistent/python3: not found"), std::string::npos) << bad.err;
 }

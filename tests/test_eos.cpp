@@ -17,6 +17,8 @@
 #include "models/balanced_two_cycle.h"
 #include "models/deep_linear.h"
 #include "models/hessian_spectrum.h"
+#include "tests/cli_fixtures.h"
+#include "tests/memory_sink.h"
 #include "trainer/eos_recipe.h"
 #include "trainer/eos_schema.h"
 
@@ -194,11 +196,6 @@ TEST(EosLemma1Test, HessianSpectrumAtABalancedMinimum) {
   EXPECT_NEAR(1 / lemma1_pair(10, 9, 3), 0.01657, 5e-6);
 }
 
-struct MemorySink : MetricsSink {
-  std::vector<json> records;
-  void write(const json& r) override { records.push_back(r); }
-};
-
 struct Point {
   json summary, theory;
   std::vector<json> records;
@@ -348,20 +345,7 @@ TEST(EosClaimsTest, InitsAlignTheLayersAndKeepThemNearlyBalanced) {
 
 // The lorascope binary end to end: a tiny eos sweep, its figures, and bad input (exit 2, one
 // line naming the key, nothing written).
-struct CliResult {
-  int code;
-  std::string err;
-};
-
-CliResult lorascope_cli(const std::string& args) {
-  const auto err = std::filesystem::temp_directory_path() / ("lorascope_eos_err_" + std::to_string(::getpid()));
-  const std::string cmd = std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::filesystem::remove(err);
-  return {WEXITSTATUS(status), text};
-}
+using fixtures::lorascope_cli;
 
 TEST(EosCliTest, TinySweepWritesRunsAndFigures) {
   namespace fs = std::filesystem;

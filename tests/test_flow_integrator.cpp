@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "optim/flow_integrator.h"
+#include "tests/tensor_fixtures.h"
 
 namespace lorascope {
 namespace {
@@ -23,8 +24,6 @@ struct LinearOde {
   }
   at::Tensor exact(double t) const { return at::matmul(at::linalg_matrix_exp(M * t), S0); }
 };
-
-double max_abs(const at::Tensor& a) { return a.abs().max().item<double>(); }
 
 FlowState integrate_fixed(FlowMethod method, const VectorField& f, FlowState S, double T, int steps) {
   const double h = T / steps;

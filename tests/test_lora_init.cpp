@@ -6,16 +6,10 @@
 
 #include "models/lora_init.h"
 #include "tests/error_of.h"
+#include "tests/tensor_fixtures.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble);
-}
-
-double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
 
 // Orthogonal projector onto the column span of M.
 at::Tensor projector(const at::Tensor& M) {

@@ -12,16 +12,10 @@
 #include "optim/riemannian_lora.h"
 #include "optim/sgd.h"
 #include "tests/error_of.h"
+#include "tests/tensor_fixtures.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed, double scale = 1.0) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble) * scale;
-}
-
-double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
 
 at::Tensor polar(const at::Tensor& M) {
   auto [U, S, Vh] = at::linalg_svd(M, false);

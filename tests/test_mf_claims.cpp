@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "tests/memory_sink.h"
 #include "trainer/mf_recipe.h"
 #include "trainer/mf_schema.h"
 
@@ -12,11 +13,6 @@ namespace lorascope {
 namespace {
 
 using nlohmann::json;
-
-struct MemorySink : MetricsSink {
-  std::vector<json> records;
-  void write(const json& r) override { records.push_back(r); }
-};
 
 struct Run {
   MFOutcome outcome;

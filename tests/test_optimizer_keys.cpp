@@ -20,54 +20,13 @@
 #include "optim/normuon.h"
 #include "optim/riemannian_lora.h"
 #include "optim/sgd.h"
-#include "tests/model_fixtures.h"
+#include "tests/train_fixtures.h"
 #include "trainer/optimizer_factory.h"
 #include "trainer/optimizer_routing.h"
 #include "trainer/train_schema.h"
 
 namespace lorascope {
 namespace {
-
-namespace fs = std::filesystem;
-using nlohmann::json;
-
-// The optim section with the schema's defaults for what `given` leaves out.
-json optim_section(json given) {
-  for (const auto& spec : train_schema().keys()) {
-    if (spec.key.rfind("optim.", 0) != 0) continue;
-    const std::string k = spec.key.substr(6);
-    if (!given.contains(k) && !spec.default_value.is_null()) given[k] = spec.default_value;
-  }
-  return given;
-}
-
-struct Lora {
-  std::shared_ptr<SequenceModel> model;
-  ParameterRoles roles;
-};
-
-// A tiny llama classifier with LoRA (r 2) on q/v, B nonzero so that both factors move, the head
-// trained in full, every trainable tensor given a seeded float gradient.
-Lora lora_with_grads() {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-  Lora out;
-  out.model = make_model(fixtures::tiny_config("llama"), "classification", 3, gen);
-  LoraConfig lc;
-  lc.r = 2;
-  lc.modules_to_save = {"score"};
-  attach_lora(*out.model, lc, gen);
-  RoleRules rules;
-  rules.trained_in_full = modules_to_save_prefixes(*out.model, lc.modules_to_save);
-  rules.head_module = out.model->head_module();
-  out.roles = parameter_roles(*out.model, rules);
-  apply_roles(out.roles);
-  at::NoGradGuard no_grad;
-  for (const auto& a : out.roles.adapters) a.B.copy_(at::randn(a.B.sizes(), gen, a.B.options()) * 0.1);
-  for (const auto& p : out.roles.parameters) {
-    if (p.trains()) p.tensor.mutable_grad() = at::randn(p.tensor.sizes(), gen, p.tensor.options());
-  }
-  return out;
-}
 
 std::map<std::string, at::Tensor> snapshot(const ParameterRoles& roles) {
   std::map<std::string, at::Tensor> s;
@@ -116,8 +75,8 @@ void expect_same(const std::map<std::string, at::Tensor>& want, const std::map<s
 }
 
 TEST(OptimizerKeysTest, LoraPlusRatioScalesOnlyBsStepExactly) {
-  const auto one = routed_step(optim_section({{"name", "sgd"}}));
-  const auto four = routed_step(optim_section({{"name", "sgd"}, {"lora_plus_ratio", 4.0}}));
+  const auto one = routed_step(optim_with_defaults({{"name", "sgd"}}));
+  const auto four = routed_step(optim_with_defaults({{"name", "sgd"}, {"lora_plus_ratio", 4.0}}));
   int bs = 0;
   for (const auto& [n, d] : one) {
     if (d.abs().max().item<double>() == 0.0) continue;  // frozen
@@ -129,16 +88,16 @@ TEST(OptimizerKeysTest, LoraPlusRatioScalesOnlyBsStepExactly) {
   }
   EXPECT_EQ(bs, 4);
   auto m = lora_with_grads();
-  const auto groups = route_parameters(m.roles, routing_rules(optim_section({{"name", "adamw"}, {"lora_plus_ratio", 16.0}}), false));
+  const json plus = optim_with_defaults({{"name", "adamw"}, {"lora_plus_ratio", 16.0}});
+  const auto groups = route_parameters(m.roles, routing_rules(plus, false));
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[1].name, "adapter_B");
   EXPECT_EQ(groups[1].lr_multiplier, 16.0);
-  EXPECT_EQ(describe_routing(optim_section({{"name", "adamw"}, {"lora_plus_ratio", 16.0}}), groups)[1]["settings"]["lr"],
-            16.0 * optim_section({})["lr"].get<double>());
+  EXPECT_EQ(describe_routing(plus, groups)[1]["settings"]["lr"], 16.0 * optim_with_defaults({})["lr"].get<double>());
 }
 
 TEST(OptimizerKeysTest, MuonOnBLeavesAWithAdamWAndBWithMuon) {
-  const json o = optim_section({{"name", "muon"}, {"muon_on", "B"}});
+  const json o = optim_with_defaults({{"name", "muon"}, {"muon_on", "B"}});
   const auto routed = routed_step(o);
   const auto a = direct_step(ParameterRole::AdapterA, [&](const ParameterRoles&, std::vector<at::Tensor> ts) {
     return std::unique_ptr<Optimizer>(new AdamW(ts, adamw_side_options(o)));
@@ -149,7 +108,7 @@ TEST(OptimizerKeysTest, MuonOnBLeavesAWithAdamWAndBWithMuon) {
   expect_same(a, routed);
   expect_same(b, routed);
   // And muon_on=A is the mirror image.
-  const json oa = optim_section({{"name", "muon"}, {"muon_on", "A"}});
+  const json oa = optim_with_defaults({{"name", "muon"}, {"muon_on", "A"}});
   const auto ra = routed_step(oa);
   expect_same(direct_step(ParameterRole::AdapterA, [&](const ParameterRoles&, std::vector<at::Tensor> ts) {
                 return std::unique_ptr<Optimizer>(new Muon(ts, muon_side_options(oa)));
@@ -158,7 +117,8 @@ TEST(OptimizerKeysTest, MuonOnBLeavesAWithAdamWAndBWithMuon) {
 }
 
 TEST(OptimizerKeysTest, NorMuonRunsNorMuonWithItsOptions) {
-  const json o = optim_section({{"name", "normuon"}, {"normuon_beta2", 0.8}, {"normuon_rescale", "preserve_norm"}});
+  const json o =
+      optim_with_defaults({{"name", "normuon"}, {"normuon_beta2", 0.8}, {"normuon_rescale", "preserve_norm"}});
   EXPECT_EQ(resolved_optim(o)["orthogonalizer"], "newton_schulz");
   const auto routed = routed_step(o, 2);
   NorMuonOptions n;
@@ -183,11 +143,11 @@ TEST(OptimizerKeysTest, NorMuonRunsNorMuonWithItsOptions) {
   const auto given = normuon_options(resolved_optim(o));
   EXPECT_EQ(given.beta2, 0.8);
   EXPECT_EQ(given.rescale, NorMuonRescale::PreserveNorm);
-  EXPECT_EQ(normuon_options(resolved_optim(optim_section({{"name", "normuon"}}))).beta2, NorMuonOptions{}.beta2);
+  EXPECT_EQ(normuon_options(resolved_optim(optim_with_defaults({{"name", "normuon"}}))).beta2, NorMuonOptions{}.beta2);
 }
 
 TEST(OptimizerKeysTest, LoraFaFreezesAAndStepsBWithPreconditionedHFAdamW) {
-  const json o = optim_section({{"name", "lora_fa"}});
+  const json o = optim_with_defaults({{"name", "lora_fa"}});
   const auto routed = routed_step(o, 2);
   for (const auto& [n, d] : routed) {
     if (is(n, "lora_A")) EXPECT_EQ(d.abs().max().item<double>(), 0.0) << n;
@@ -208,9 +168,9 @@ TEST(OptimizerKeysTest, LoraFaFreezesAAndStepsBWithPreconditionedHFAdamW) {
 }
 
 TEST(OptimizerKeysTest, RiemannianPreconditionEqualsTheWrapperOnSGD) {
-  const json o = optim_section({{"name", "sgd"}, {"precondition", "riemannian"}, {"precondition_delta", 0.05}});
+  const json o = optim_with_defaults({{"name", "sgd"}, {"precondition", "riemannian"}, {"precondition_delta", 0.05}});
   const auto routed = routed_step(o);
-  const auto plain = routed_step(optim_section({{"name", "sgd"}}));
+  const auto plain = routed_step(optim_with_defaults({{"name", "sgd"}}));
   for (auto role : {ParameterRole::AdapterA, ParameterRole::AdapterB}) {
     const auto want = direct_step(role, [&](const ParameterRoles& roles, std::vector<at::Tensor>) {
       std::vector<LoraPair> pairs;
@@ -228,10 +188,10 @@ TEST(OptimizerKeysTest, RiemannianPreconditionEqualsTheWrapperOnSGD) {
 }
 
 TEST(OptimizerKeysTest, ThinExactAndPolarExpressReachMuon) {
-  const auto exact = routed_step(optim_section({{"name", "specgd"}}));
-  const auto thin = routed_step(optim_section({{"name", "specgd"}, {"orthogonalizer", "thin_exact"}}));
-  const auto ns = routed_step(optim_section({{"name", "muon"}}));
-  const auto pe = routed_step(optim_section({{"name", "muon"}, {"orthogonalizer", "polar_express"}}));
+  const auto exact = routed_step(optim_with_defaults({{"name", "specgd"}}));
+  const auto thin = routed_step(optim_with_defaults({{"name", "specgd"}, {"orthogonalizer", "thin_exact"}}));
+  const auto ns = routed_step(optim_with_defaults({{"name", "muon"}}));
+  const auto pe = routed_step(optim_with_defaults({{"name", "muon"}, {"orthogonalizer", "polar_express"}}));
   const auto key = std::string("model.layers.1.self_attn.v_proj.lora_A.weight");
   EXPECT_TRUE(at::allclose(thin.at(key), exact.at(key), 1e-4, 1e-6));
   EXPECT_FALSE(at::allclose(pe.at(key), ns.at(key), 1e-3, 0));
@@ -240,10 +200,10 @@ TEST(OptimizerKeysTest, ThinExactAndPolarExpressReachMuon) {
 // New groups' state lives under their names and resumes: a saved and reloaded optimizer takes the
 // same next step as one that never stopped.
 TEST(OptimizerKeysTest, NewGroupsSaveAndResumeUnderTheirPrefixes) {
-  for (const json& o : {optim_section({{"name", "adamw"}, {"lora_plus_ratio", 4.0}}),
-                        optim_section({{"name", "muon"}, {"muon_on", "B"}}),
-                        optim_section({{"name", "normuon"}}), optim_section({{"name", "lora_fa"}}),
-                        optim_section({{"name", "adamw"}, {"precondition", "riemannian"}})}) {
+  for (const json& o : {optim_with_defaults({{"name", "adamw"}, {"lora_plus_ratio", 4.0}}),
+                        optim_with_defaults({{"name", "muon"}, {"muon_on", "B"}}),
+                        optim_with_defaults({{"name", "normuon"}}), optim_with_defaults({{"name", "lora_fa"}}),
+                        optim_with_defaults({{"name", "adamw"}, {"precondition", "riemannian"}})}) {
     auto run = lora_with_grads();
     auto copy = lora_with_grads();
     auto g1 = route_parameters(run.roles, routing_rules(o, false));

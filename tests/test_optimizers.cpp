@@ -11,16 +11,10 @@
 #include "optim/muon.h"
 #include "optim/sgd.h"
 #include "optim/state_io.h"
+#include "tests/tensor_fixtures.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble);
-}
-
-double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
 
 // Gradient of a fixed quadratic 1/2 ||P - T||^2 + 1/4 ||P||^4-ish term: deterministic, nonlinear.
 void set_grad(at::Tensor& p, const at::Tensor& target) {

@@ -4,24 +4,10 @@
 
 #include "optim/orthogonalize.h"
 #include "optim/small_matrix.h"
+#include "tests/tensor_fixtures.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble);
-}
-
-// Matrix with prescribed singular values (descending) and random singular vectors.
-at::Tensor with_spectrum(int64_t m, int64_t n, const std::vector<double>& s, uint64_t seed) {
-  const int64_t k = static_cast<int64_t>(s.size());
-  auto U = std::get<0>(at::linalg_qr(randn({m, k}, seed)));
-  auto V = std::get<0>(at::linalg_qr(randn({n, k}, seed + 1)));
-  return at::matmul(U * at::tensor(s, at::kDouble).unsqueeze(0), V.t());
-}
-
-double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
 
 // U V^T from a full-precision SVD, keeping only the nonzero part: the definition, eq. (5).
 at::Tensor polar_reference(const at::Tensor& M, int64_t rank) {

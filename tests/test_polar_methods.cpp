@@ -10,30 +10,16 @@
 #include "optim/orthogonalize.h"
 #include "optim/polar_express.h"
 #include "optim/thin_polar.h"
+#include "tests/tensor_fixtures.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble);
-}
-
-// m x n matrix with prescribed singular values and random singular vectors (float64).
-at::Tensor with_spectrum(int64_t m, int64_t n, const std::vector<double>& s, uint64_t seed) {
-  const int64_t k = static_cast<int64_t>(s.size());
-  auto U = std::get<0>(at::linalg_qr(randn({m, k}, seed)));
-  auto V = std::get<0>(at::linalg_qr(randn({n, k}, seed + 1)));
-  return at::matmul(U * at::tensor(s, at::kDouble).unsqueeze(0), V.t());
-}
 
 std::vector<double> geometric(double hi, double lo, int k) {
   std::vector<double> s;
   for (int i = 0; i < k; ++i) s.push_back(hi * std::pow(lo / hi, double(i) / (k - 1)));
   return s;
 }
-
-double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
 
 // U_k V_k^T from a float64 SVD: eq. (5) restricted to the k nonzero singular values.
 at::Tensor polar_reference(const at::Tensor& M, int64_t k) {

@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "models/pretrained_lora_mf.h"
+#include "tests/memory_sink.h"
 #include "trainer/pretrained_mf_recipe.h"
 #include "trainer/pretrained_mf_schema.h"
 
@@ -25,11 +26,6 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 using nlohmann::json;
-
-struct MemorySink : MetricsSink {
-  std::vector<json> records;
-  void write(const json& r) override { records.push_back(r); }
-};
 
 struct Run {
   PretrainedMFOutcome outcome;

@@ -12,6 +12,8 @@
 #include "models/lora_flow_closed_form.h"
 #include "models/lora_flow_problem.h"
 #include "optim/lora_alternating_gd.h"
+#include "tests/memory_sink.h"
+#include "tests/tensor_fixtures.h"
 #include "trainer/rank_accuracy_recipe.h"
 #include "trainer/rank_accuracy_schema.h"
 
@@ -20,11 +22,6 @@ namespace {
 
 using nlohmann::json;
 const auto f64 = at::TensorOptions().dtype(at::kDouble);
-
-struct MemorySink : MetricsSink {
-  std::vector<json> records;
-  void write(const json& r) override { records.push_back(r); }
-};
 
 struct Run {
   RankAccuracyOutcome outcome;
@@ -43,8 +40,6 @@ Run run(const std::vector<std::string>& sets) {
   EXPECT_EQ(r.outcome.status, "completed") << r.summary().dump();
   return r;
 }
-
-double max_abs(const at::Tensor& a) { return a.abs().max().item<double>(); }
 
 TEST(RankAccuracyTest, LoraGradientsMatchAutograd) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);

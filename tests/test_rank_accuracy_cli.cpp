@@ -11,27 +11,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/cli_fixtures.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int code;
-  std::string err;
-};
-
-Result lorascope(const std::string& args) {
-  static int calls = 0;
-  const fs::path err = fs::temp_directory_path() /
-                       ("lorascope_ra_err_" + std::to_string(::getpid()) + "_" + std::to_string(calls++));
-  const std::string cmd = std::string(LORASCOPE_BINARY) + " --threads 1 " + args + " >/dev/null 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  std::ifstream in(err);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  fs::remove(err);
-  return {WEXITSTATUS(status), text};
-}
+using lorascope::fixtures::lorascope_cli;
 
 fs::path fresh_dir(const std::string& name) {
   auto dir = fs::temp_directory_path() / ("lorascope_ra_" + std::to_string(::getpid()) + "_" + name);
@@ -41,7 +28,7 @@ fs::path fresh_dir(const std::string& name) {
 
 TEST(RankAccuracyCliTest, ClosedFormConfigRunsAndPlots) {
   auto out = fresh_dir("trace");
-  auto r = lorascope("rank-accuracy --config " + std::string(LORASCOPE_CONFIGS_DIR) +
+  auto r = lorascope_cli("rank-accuracy --config " + std::string(LORASCOPE_CONFIGS_DIR) +
                      "/rank_accuracy/trace_closed_form.json --out " + out.string() +
                      " --set train.t_end=1 --set train.log_every_t=0.1");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -64,7 +51,7 @@ TEST(RankAccuracyCliTest, ClosedFormConfigRunsAndPlots) {
     EXPECT_EQ(summary["status"], "completed");
     EXPECT_TRUE(summary.contains("rel_error_eq33"));
   }
-  auto plot = lorascope("plot " + out.string());
+  auto plot = lorascope_cli("plot " + out.string());
   ASSERT_EQ(plot.code, 0) << plot.err;
   for (const char* f : {"ra_trace-seed0.png", "ra_loss.png", "ra_gap.png"}) {
     EXPECT_GT(fs::file_size(out / "figures" / f), 10000u) << f;
@@ -73,7 +60,7 @@ TEST(RankAccuracyCliTest, ClosedFormConfigRunsAndPlots) {
 
 TEST(RankAccuracyCliTest, EveryShippedConfigResolves) {
   for (const auto& entry : fs::directory_iterator(std::string(LORASCOPE_CONFIGS_DIR) + "/rank_accuracy")) {
-    auto r = lorascope("rank-accuracy --dry-run --config " + entry.path().string());
+    auto r = lorascope_cli("rank-accuracy --dry-run --config " + entry.path().string());
     EXPECT_EQ(r.code, 0) << entry.path() << "\n" << r.err;
   }
 }
@@ -84,12 +71,12 @@ TEST(RankAccuracyCliTest, BadInputExitsTwoAndWritesNothing) {
            {"--set solver.method=rk5", "solver.method"},
            {"--set task.sigma=0", "task.sigma"}}) {
     auto out = fresh_dir("bad");
-    auto r = lorascope("rank-accuracy --out " + out.string() + " " + args);
+    auto r = lorascope_cli("rank-accuracy --out " + out.string() + " " + args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_NE(r.err.find(expect), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(out));
   }
-  EXPECT_EQ(lorascope("rank-accuracy --keys").code, 0);
+  EXPECT_EQ(lorascope_cli("rank-accuracy --keys").code, 0);
 }
 
 }  // namespace

@@ -6,15 +6,11 @@
 #include "data/mf_target.h"
 #include "models/factorization.h"
 #include "models/spectral_stats.h"
+#include "tests/tensor_fixtures.h"
 #include "trainer/mf_monitor.h"
 
 namespace lorascope {
 namespace {
-
-at::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kDouble);
-}
 
 TEST(SpectralStatsTest, ChainSingularValuesEqualFullSvdOfTheProduct) {
   struct Case { int64_t m, n, r; int depth; };

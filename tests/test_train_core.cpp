@@ -23,6 +23,7 @@
 #include "optim/param_groups.h"
 #include "optim/state_io.h"
 #include "tests/error_of.h"
+#include "tests/memory_sink.h"
 #include "tests/model_fixtures.h"
 #include "tests/train_fixtures.h"
 #include "trainer/checkpoint.h"
@@ -38,37 +39,6 @@ namespace lorascope {
 namespace {
 
 using fixtures::tiny_config;
-
-json optim_section(json given) {
-  json flat = given;
-  for (const auto& k : {"lr", "adamw_lr", "weight_decay", "beta1", "beta2", "eps", "beta", "ns_steps"}) {
-    if (!flat.contains(k)) flat[k] = train_schema().find(std::string("optim.") + k)->default_value;
-  }
-  flat["lr_scaling"] = "none";
-  return flat;
-}
-
-struct Lora {
-  std::shared_ptr<SequenceModel> model;
-  ParameterRoles roles;
-};
-
-// A tiny llama classifier with LoRA on q/v and the head trained in full, roled as the trainer does.
-Lora lora_classifier() {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
-  Lora out;
-  out.model = make_model(tiny_config("llama"), "classification", 3, gen);
-  LoraConfig lc;
-  lc.r = 2;
-  lc.modules_to_save = {"score"};
-  attach_lora(*out.model, lc, gen);
-  RoleRules rules;
-  rules.trained_in_full = modules_to_save_prefixes(*out.model, lc.modules_to_save);
-  rules.head_module = out.model->head_module();
-  out.roles = parameter_roles(*out.model, rules);
-  apply_roles(out.roles);
-  return out;
-}
 
 std::set<std::string> names_of(const ParamGroup& g) { return {g.names.begin(), g.names.end()}; }
 
@@ -99,7 +69,7 @@ TEST(ParameterRolesTest, LoraTableNamesFactorsTheirAdapterAndWhatTrains) {
 
 TEST(OptimizerRoutingTest, LoraWithMuonPutsFactorsOnMuonAndTheHeadOnAdamW) {
   auto m = lora_classifier();
-  const json o = optim_section({{"name", "muon"}});
+  const json o = optim_with_defaults({{"name", "muon"}});
   const auto groups = route_parameters(m.roles, routing_rules(o, false));
   ASSERT_EQ(groups.size(), 2u);
   EXPECT_EQ(groups[0].name, "adapters");
@@ -120,7 +90,7 @@ TEST(OptimizerRoutingTest, LoraWithMuonPutsFactorsOnMuonAndTheHeadOnAdamW) {
 
 TEST(OptimizerRoutingTest, LoraWithAdamWTrainsEveryTrainableParameterInOneGroup) {
   auto m = lora_classifier();
-  const auto groups = route_parameters(m.roles, routing_rules(optim_section({{"name", "adamw"}}), false));
+  const auto groups = route_parameters(m.roles, routing_rules(optim_with_defaults({{"name", "adamw"}}), false));
   ASSERT_EQ(groups.size(), 1u);
   const auto want = m.roles.trainable_names();
   EXPECT_EQ(groups[0].names, want);
@@ -134,7 +104,7 @@ TEST(OptimizerRoutingTest, FullTrainingWithMuonTakesHiddenMatricesOnly) {
   rules.full_training = true;
   rules.head_module = model->head_module();
   const auto roles = parameter_roles(*model, rules);
-  const auto groups = route_parameters(roles, routing_rules(optim_section({{"name", "muon"}}), true));
+  const auto groups = route_parameters(roles, routing_rules(optim_with_defaults({{"name", "muon"}}), true));
   ASSERT_EQ(groups.size(), 2u);
   const auto hidden = names_of(groups[0]), rest = names_of(groups[1]);
   EXPECT_TRUE(hidden.count("model.layers.0.self_attn.q_proj.weight"));
@@ -147,12 +117,12 @@ TEST(OptimizerRoutingTest, FullTrainingWithMuonTakesHiddenMatricesOnly) {
 
 TEST(OptimizerRoutingTest, ATrainableParameterNoGroupTakesIsAnError) {
   auto m = lora_classifier();
-  auto rules = routing_rules(optim_section({{"name", "muon"}}), false);
+  auto rules = routing_rules(optim_with_defaults({{"name", "muon"}}), false);
   rules.pop_back();  // drop the AdamW side: the head would silently not train
   const std::string err = error_of([&] { route_parameters(m.roles, rules); });
   EXPECT_NE(err.find("trainable parameter score.weight (trained_in_full) is in no optimizer group"), std::string::npos)
       << err;
-  auto twice = routing_rules(optim_section({{"name", "muon"}}), false);
+  auto twice = routing_rules(optim_with_defaults({{"name", "muon"}}), false);
   twice[1].roles.push_back(ParameterRole::AdapterB);
   EXPECT_NE(error_of([&] { route_parameters(m.roles, twice); }).find("is in two groups"), std::string::npos);
 }
@@ -161,7 +131,7 @@ TEST(OptimizerRoutingTest, ATrainableParameterNoGroupTakesIsAnError) {
 // schema's defaults are MuonOptions' own.
 TEST(OptimizerDefaultsTest, MuonAndSpecGDMeanWhatTheirUsersExpect) {
   const MuonOptions muon;
-  const auto m = resolved_optim(optim_section({{"name", "muon"}}));
+  const auto m = resolved_optim(optim_with_defaults({{"name", "muon"}}));
   EXPECT_EQ(m["momentum"].get<double>(), muon.momentum);
   EXPECT_EQ(muon.momentum, 0.95);
   EXPECT_EQ(m["nesterov"].get<bool>(), muon.nesterov);
@@ -169,16 +139,16 @@ TEST(OptimizerDefaultsTest, MuonAndSpecGDMeanWhatTheirUsersExpect) {
   EXPECT_EQ(m["orthogonalizer"], "newton_schulz");
   EXPECT_EQ(muon.ortho.kind, OrthoKind::NewtonSchulz);
   EXPECT_EQ(m["ns_steps"].get<int>(), muon.ortho.ns_steps);
-  const auto sg = resolved_optim(optim_section({{"name", "specgd"}}));
+  const auto sg = resolved_optim(optim_with_defaults({{"name", "specgd"}}));
   EXPECT_EQ(sg["momentum"], 0.0);
   EXPECT_EQ(sg["nesterov"], false);
   EXPECT_EQ(sg["orthogonalizer"], "exact");
   EXPECT_EQ(specgd_options().ortho.kind, OrthoKind::Exact);
-  const auto sgd = resolved_optim(optim_section({{"name", "sgd"}}));
+  const auto sgd = resolved_optim(optim_with_defaults({{"name", "sgd"}}));
   EXPECT_EQ(sgd["momentum"], 0.0);  // unchanged for sgd
   // The AdamW side's weight decay: its own key, else optim.weight_decay.
-  EXPECT_EQ(resolved_optim(optim_section({{"name", "muon"}, {"weight_decay", 0.1}}))["adamw_weight_decay"], 0.1);
-  EXPECT_EQ(resolved_optim(optim_section({{"name", "muon"}, {"weight_decay", 0.1}, {"adamw_weight_decay", 0.0}}))
+  EXPECT_EQ(resolved_optim(optim_with_defaults({{"name", "muon"}, {"weight_decay", 0.1}}))["adamw_weight_decay"], 0.1);
+  EXPECT_EQ(resolved_optim(optim_with_defaults({{"name", "muon"}, {"weight_decay", 0.1}, {"adamw_weight_decay", 0.0}}))
                 ["adamw_weight_decay"],
             0.0);
 }
@@ -254,12 +224,6 @@ TEST(GeneratorStateTest, RestoredStatesRepeatTheDraws) {
   }
 }
 
-class VectorSink : public MetricsSink {
- public:
-  void write(const json& r) override { records.push_back(r); }
-  std::vector<json> records;
-};
-
 // The loop runs without files: an in-memory sink and the hooks a test picks.
 TEST(TrainLoopTest, RunsWithAnInMemorySinkAndWritesNoFiles) {
   Fixture fx("trainloop");
@@ -270,7 +234,7 @@ TEST(TrainLoopTest, RunsWithAnInMemorySinkAndWritesNoFiles) {
   s.cfg = TrainConfig::from_json(fx.spec(doc).config);
   const auto run_dir = fx.dir / "never_written";
   setup(s, run_dir.string());
-  VectorSink sink;
+  MemorySink sink;
   Hooks hooks;
   hooks.push_back(divergence_policy());
   hooks.push_back(evaluator());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/error_of.h"
+#include "tests/memory_sink.h"
 #include "tests/tensorboard_records.h"
 #include "tests/train_fixtures.h"
 #include "trainer/tensorboard_sink.h"
@@ -20,12 +21,6 @@
 
 namespace lorascope {
 namespace {
-
-class VectorSink : public MetricsSink {
- public:
-  void write(const json& r) override { records.push_back(r); }
-  std::vector<json> records;
-};
 
 json geometry_doc(const Fixture& fx, const std::string& base, int64_t geometry_every) {
   auto doc = fx.finetune_doc(base);
@@ -38,7 +33,7 @@ json geometry_doc(const Fixture& fx, const std::string& base, int64_t geometry_e
 std::vector<json> monitored_run(const Fixture& fx, const json& doc, Session& s, json* summary = nullptr) {
   s.cfg = TrainConfig::from_json(fx.spec(doc).config);
   setup(s, (fx.dir / "never_written").string());
-  VectorSink sink;
+  MemorySink sink;
   Hooks hooks;
   hooks.push_back(divergence_policy());
   hooks.push_back(adapter_monitor());

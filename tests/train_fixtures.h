@@ -1,16 +1,25 @@
 // A tiny pretrained base and a labelled task on a toy language, for the tests that run the
-// transformer recipes (in-process or through the lorascope binary).
+// transformer recipes (in-process or through the lorascope binary); a tiny LoRA classifier roled
+// as the trainer roles it, for the tests of routing and optimizers.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "models/lora.h"
+#include "models/parameter_roles.h"
+#include "models/sequence_model.h"
+#include "tests/model_fixtures.h"
 #include "trainer/train_recipe.h"
 #include "trainer/train_schema.h"
 
@@ -86,6 +95,46 @@ inline std::vector<json> records(const fs::path& path) {
     j.erase("wall_s");        // wall-clock fields differ between runs
     j.erase("tokens_per_s");
     out.push_back(j);
+  }
+  return out;
+}
+
+// A tiny llama classifier (3 labels) with LoRA (r 2) on q/v and the head trained in full,
+// roled and frozen as the trainer does; model, adapters and head drawn from gen.
+struct LoraClassifier {
+  std::shared_ptr<SequenceModel> model;
+  ParameterRoles roles;
+};
+
+inline LoraClassifier lora_classifier(at::Generator& gen) {
+  LoraClassifier out;
+  out.model = make_model(fixtures::tiny_config("llama"), "classification", 3, gen);
+  LoraConfig lc;
+  lc.r = 2;
+  lc.modules_to_save = {"score"};
+  attach_lora(*out.model, lc, gen);
+  RoleRules rules;
+  rules.trained_in_full = modules_to_save_prefixes(*out.model, lc.modules_to_save);
+  rules.head_module = out.model->head_module();
+  out.roles = parameter_roles(*out.model, rules);
+  apply_roles(out.roles);
+  return out;
+}
+
+inline LoraClassifier lora_classifier() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  return lora_classifier(gen);
+}
+
+// lora_classifier() with B nonzero, so that both factors move, and every trainable tensor given a
+// seeded float gradient (the same generator, drawn on after the model).
+inline LoraClassifier lora_with_grads() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  auto out = lora_classifier(gen);
+  at::NoGradGuard no_grad;
+  for (const auto& a : out.roles.adapters) a.B.copy_(at::randn(a.B.sizes(), gen, a.B.options()) * 0.1);
+  for (const auto& p : out.roles.parameters) {
+    if (p.trains()) p.tensor.mutable_grad() = at::randn(p.tensor.sizes(), gen, p.tensor.options());
   }
   return out;
 }

@@ -94,6 +94,19 @@ void add_optimizer_keys(ConfigSchema& s) {
   mf.max = 1;
 }
 
+json optim_with_defaults(json optim) {
+  ConfigSchema schema;
+  add_optimizer_keys(schema);
+  const std::string prefix = "optim.";
+  const json defaults = schema.defaults();  // items() refers to it: a temporary would dangle
+  for (const auto& [key, value] : defaults.items()) {
+    if (key.rfind(prefix, 0) != 0) continue;  // schedule.*
+    const std::string k = key.substr(prefix.size());
+    if (!optim.contains(k)) optim[k] = value;
+  }
+  return optim;
+}
+
 json resolved_optim(const json& given) {
   json o = given;
   const std::string name = o.at("name");

@@ -25,6 +25,10 @@ namespace lorascope {
 void add_optimizer_keys(ConfigSchema& schema);
 // Cross-key checks: specgd/gd with momentum, nesterov without momentum, ... (ConfigError).
 void check_optimizer_config(const nlohmann::json& config, const std::string& where);
+// `optim` (an optim section, at least "name") with the schema's defaults (add_optimizer_keys) for
+// the keys it leaves out, as a config file resolves it: for callers without a config file
+// (benchmarks, tests). Keys whose default is unset stay absent (resolved_optim() fills them).
+nlohmann::json optim_with_defaults(nlohmann::json optim);
 // The optim section with the keys left unset filled from the named optimizer's defaults
 // (momentum, nesterov, orthogonalizer; adamw_weight_decay = weight_decay).
 nlohmann::json resolved_optim(const nlohmann::json& optim);

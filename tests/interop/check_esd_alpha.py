@@ -16,7 +16,6 @@ relative on alpha, and the same xmin (relative 1e-9) and tail size.
     PY=$(bash scripts/reference_env.sh | tail -1)
     $PY tests/interop/check_esd_alpha.py --lorascope build/lorascope --work /tmp/esd --data .cache/data
 """
-import argparse
 import json
 import logging
 import math
@@ -30,6 +29,8 @@ from safetensors.torch import load_file, save_file
 
 logging.getLogger("weightwatcher").setLevel(logging.ERROR)
 import weightwatcher as ww  # noqa: E402
+
+import interop_common as ic  # noqa: E402
 
 ALPHA_TOL = 1e-6
 XMIN_TOL = 1e-9
@@ -126,14 +127,9 @@ def structured_set():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lorascope", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--data", default=".cache/data")
-    a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
-    exe = os.path.abspath(a.lorascope)
-    torch.set_num_threads(int(os.environ.get("LORASCOPE_INTEROP_THREADS", "2")))
+    a = ic.parse_args(__doc__.splitlines()[0])
+    exe = a.lorascope
+    torch.set_num_threads(ic.threads())
     for group, tensors in (("random", random_set()), ("structured", structured_set())):
         try:
             compare(group, lorascope_esd(exe, tensors, a.work, group), weightwatcher_esd(tensors), list(tensors))

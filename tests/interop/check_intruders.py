@@ -16,7 +16,6 @@ about 1e-8); tolerance 1e-6 relative.
     PY=$(bash scripts/reference_env.sh | tail -1)
     $PY tests/interop/check_intruders.py --lorascope build/lorascope --work /tmp/intr --data .cache/data
 """
-import argparse
 import json
 import logging
 import os
@@ -31,6 +30,8 @@ import weightwatcher as ww  # noqa: E402
 from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
 from peft.tuners.lora.intruders import reduce_intruder_dimension  # noqa: E402
 from transformers import AutoModel, BertConfig, BertModel  # noqa: E402
+
+import interop_common as ic  # noqa: E402
 
 ALPHA_TOL = 1e-6
 failed = 0
@@ -135,14 +136,9 @@ def check(name, base_dir, exe, work):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lorascope", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--data", default=".cache/data")
-    a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
-    exe = os.path.abspath(a.lorascope)
-    torch.set_num_threads(int(os.environ.get("LORASCOPE_INTEROP_THREADS", "2")))
+    a = ic.parse_args(__doc__.splitlines()[0])
+    exe = a.lorascope
+    torch.set_num_threads(ic.threads())
     bert_dir = os.path.join(a.work, "bert_base")
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=1000, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,

@@ -20,12 +20,8 @@ import os
 import interop_common as ic
 
 TOL = 1e-5
-LLAMA = dict(vocab_size=256, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=64, initializer_range=0.1, pad_token_id=0,
-             tie_word_embeddings=True)
-ROBERTA = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-               max_position_embeddings=40, initializer_range=0.1, pad_token_id=1, type_vocab_size=1,
-               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3)
+LLAMA = dict(ic.TINY_LLAMA, tie_word_embeddings=True)
+ROBERTA = ic.TINY_ROBERTA
 BERT = dict(ROBERTA, pad_token_id=0, type_vocab_size=2)
 BASES = {"LlamaForCausalLM": LLAMA, "LlamaForSequenceClassification": dict(LLAMA, num_labels=3),
          "RobertaForSequenceClassification": ROBERTA, "BertForSequenceClassification": BERT}
@@ -52,35 +48,21 @@ IMPORT_CASES = [  # name, architecture, LoraConfig keywords
 ]
 
 
-def batch(torch, vocab, pad, B=3, T=12):
-    g = torch.Generator().manual_seed(6)
-    ids = torch.randint(3, vocab, (B, T), generator=g)
-    mask = torch.ones(B, T, dtype=torch.long)
-    mask[1, T - 4:] = 0
-    mask[2, :3] = 0
-    ids[mask == 0] = pad
-    return ids, mask
+def batch(torch, arch):
+    cfg = BASES[arch]
+    return ic.padded_batch(torch, cfg["vocab_size"], cfg["pad_token_id"], seed=6, left_pad=3)
 
 
 class Env:
     def __init__(self, a, torch, transformers, peft):
         self.a, self.torch, self.transformers, self.peft = a, torch, transformers, peft
-        self.dirs = {}
+        self.bases = ic.RandomBases(torch, transformers, a.work, BASES)
 
     def base_dir(self, arch):
-        if arch not in self.dirs:
-            cls = getattr(self.transformers, arch)
-            cfg = cls.config_class(**BASES[arch])
-            cfg.architectures = [arch]
-            self.torch.manual_seed(0)
-            self.dirs[arch] = ic.save_pretrained(cls(cfg).float().eval(), os.path.join(self.a.work, arch))
-        return self.dirs[arch]
+        return self.bases.dir(arch)
 
     def load(self, arch, d=None):
         return getattr(self.transformers, arch).from_pretrained(d or self.base_dir(arch), dtype=self.torch.float32).eval()
-
-    def head(self, arch):
-        return "classification" if "Sequence" in arch else "causal_lm"
 
     def hf_logits(self, model, ids, mask):
         with self.torch.no_grad():
@@ -92,7 +74,7 @@ class Env:
                                  {"input_ids": ids.tolist(), "attention_mask": mask.tolist()})
         out = os.path.join(self.a.work, tag + "_logits.safetensors")
         args = ["hf", "logits", "--model", model_dir or self.base_dir(arch), "--ids", ids_path, "--out", out,
-                "--head", self.head(arch), "--device", ic.device()]
+                "--head", ic.head(arch), "--device", ic.device()]
         if adapter:
             args += ["--adapter", adapter]
         ic.lorascope(self.a.lorascope, *args)
@@ -108,11 +90,10 @@ def export_case(env, rep, name, arch, targets, rslora):
     torch = env.torch
     tag = "export_" + name.split()[0] + ("_rs" if rslora else "") + f"_{len(targets)}"
     adapter = os.path.join(env.a.work, tag)
-    args = ["hf", "random-adapter", "--model", env.base_dir(arch), "--out", adapter, "--head", env.head(arch),
+    args = ["hf", "random-adapter", "--model", env.base_dir(arch), "--out", adapter, "--head", ic.head(arch),
             "--r", 4, "--alpha", 8, "--targets", ",".join(targets), "--seed", 3, "--b-std", 0.1]
     ic.lorascope(env.a.lorascope, *args, *(["--rslora"] if rslora else []))
-    cfg = BASES[arch]
-    ids, mask = batch(torch, cfg["vocab_size"], cfg["pad_token_id"])
+    ids, mask = batch(torch, arch)
     ours = env.ls_logits(tag, arch, ids, mask, adapter)
     pm = env.peft.PeftModel.from_pretrained(env.load(arch), adapter).eval()
     ref = env.hf_logits(pm, ids, mask)
@@ -125,7 +106,7 @@ def export_case(env, rep, name, arch, targets, rslora):
 def import_case(env, rep, name, arch, kwargs):
     torch, peft = env.torch, env.peft
     tag = "import_" + "_".join(name.replace("+", "").replace("/", "_").replace(",", "_").split())
-    task = "SEQ_CLS" if "Sequence" in arch else "CAUSAL_LM"
+    task = ic.peft_task(arch)
     torch.manual_seed(2)
     lcfg = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", init_lora_weights=False, task_type=task,
                            **copy.deepcopy(kwargs))
@@ -136,8 +117,7 @@ def import_case(env, rep, name, arch, kwargs):
                 p.add_(0.05 * torch.randn_like(p))
     adapter = os.path.join(env.a.work, tag)
     pm.save_pretrained(adapter)
-    cfg = BASES[arch]
-    ids, mask = batch(torch, cfg["vocab_size"], cfg["pad_token_id"])
+    ids, mask = batch(torch, arch)
     ref = env.hf_logits(pm, ids, mask)
     ours = env.ls_logits(tag, arch, ids, mask, adapter)
     saved = {k: kwargs[k] for k in ("rank_pattern", "alpha_pattern", "use_rslora", "modules_to_save") if k in kwargs}
@@ -147,7 +127,7 @@ def import_case(env, rep, name, arch, kwargs):
     from safetensors.torch import load_file
     merged_dir = os.path.join(env.a.work, tag + "_merged")
     ic.lorascope(env.a.lorascope, "hf", "merge", "--model", env.base_dir(arch), "--adapter", adapter, "--out",
-                 merged_dir, "--head", env.head(arch))
+                 merged_dir, "--head", ic.head(arch))
     ours_sd = load_file(os.path.join(merged_dir, "model.safetensors"))
     ref_sd = pm.merge_and_unload().state_dict()
     missing = [k for k in ours_sd if k not in ref_sd]
@@ -165,12 +145,7 @@ def import_case(env, rep, name, arch, kwargs):
 
 
 def main():
-    a = ic.parse_args(__doc__)
-    torch = ic.setup_torch()
-    import peft
-    import transformers
-    transformers.utils.logging.set_verbosity_error()
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}", flush=True)
+    a, torch, transformers, peft = ic.setup_peft(__doc__)
     env = Env(a, torch, transformers, peft)
     rep = ic.Report("check_peft")
     for case in EXPORT_CASES:

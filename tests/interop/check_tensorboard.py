@@ -18,7 +18,6 @@ float32 rounding (relative 2^-24), and the set of tags must be exactly those of 
     PY=$(bash scripts/reference_env.sh | tail -1)
     $PY tests/interop/check_tensorboard.py --lorascope build/lorascope --work /tmp/tb --data .cache/data
 """
-import argparse
 import json
 import math
 import os
@@ -29,6 +28,8 @@ import sys
 
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import interop_common as ic
 
 F32_TOL = 2.0 ** -24
 failed = 0
@@ -186,13 +187,8 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lorascope", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--data", default=".cache/data")
-    a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
-    exe = os.path.abspath(a.lorascope)
+    a = ic.parse_args(__doc__.splitlines()[0])
+    exe = a.lorascope
     data = os.path.abspath(a.data)
 
     def guarded(name, make):

@@ -21,12 +21,10 @@ import os
 import interop_common as ic
 
 TOL = 1e-5
-LLAMA = dict(vocab_size=256, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=64, initializer_range=0.1, pad_token_id=0,
-             tie_word_embeddings=False)
-ROBERTA = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-               max_position_embeddings=40, initializer_range=0.1, pad_token_id=1, type_vocab_size=1,
-               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3)
+LLAMA = dict(ic.TINY_LLAMA, tie_word_embeddings=False)
+ROBERTA = ic.TINY_ROBERTA
+BASES = {"LlamaForCausalLM": LLAMA, "LlamaForSequenceClassification": dict(LLAMA, num_labels=3),
+         "RobertaForSequenceClassification": ROBERTA}
 LLAMA_ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ROBERTA_ALL = ["query", "key", "value", "intermediate.dense", "output.dense"]
 
@@ -44,38 +42,18 @@ CASES = [
 ]
 
 
-def batch(torch, vocab, pad, B=3, T=12):
-    g = torch.Generator().manual_seed(5)
-    ids = torch.randint(3, vocab, (B, T), generator=g)
-    mask = torch.ones(B, T, dtype=torch.long)
-    mask[1, T - 4:] = 0
-    mask[2, :5] = 0  # left-padded
-    ids[mask == 0] = pad
-    return ids, mask
-
-
 def peft_name(n):
     """PEFT parameter name -> the name in its saved adapter (and in the driver's output)."""
     n = n.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
     return n.replace(".modules_to_save.default.", ".")
 
 
-def one_case(a, rep, torch, transformers, peft, models, name, arch, targets, rslora, saved):
+def one_case(a, rep, torch, transformers, peft, bases, name, arch, targets, rslora, saved):
     from safetensors.torch import load_file
-    llama = arch.startswith("Llama")
-    base_cfg = LLAMA if llama else ROBERTA
-    if arch not in models:
-        cls = getattr(transformers, arch)
-        cfg = cls.config_class(**({**base_cfg, "num_labels": 3} if "Sequence" in arch else base_cfg))
-        cfg.architectures = [arch]
-        torch.manual_seed(0)
-        d = ic.save_pretrained(cls(cfg).float().eval(), os.path.join(a.work, arch))
-        models[arch] = d
-    d = models[arch]
-    cls = getattr(transformers, arch)
+    d = bases.dir(arch)
     torch.manual_seed(1)
-    base = cls.from_pretrained(d, dtype=torch.float32)
-    task = "SEQ_CLS" if "Sequence" in arch else "CAUSAL_LM"
+    base = getattr(transformers, arch).from_pretrained(d, dtype=torch.float32)
+    task = ic.peft_task(arch)
     lcfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0, bias="none",
                            use_rslora=rslora, init_lora_weights=False, task_type=task, modules_to_save=saved)
     pm = peft.get_peft_model(base, lcfg)
@@ -83,7 +61,7 @@ def one_case(a, rep, torch, transformers, peft, models, name, arch, targets, rsl
     adapter = os.path.join(a.work, tag + "_adapter")
     pm.save_pretrained(adapter)
     pm.train()
-    ids, mask = batch(torch, base_cfg["vocab_size"], base_cfg["pad_token_id"])
+    ids, mask = ic.padded_batch(torch, BASES[arch]["vocab_size"], BASES[arch]["pad_token_id"], seed=5, left_pad=5)
     if task == "CAUSAL_LM":
         hf_labels = ids.masked_fill(mask == 0, -100)
         # A left-padded row's first real token would be predicted from a pad query, which
@@ -100,8 +78,7 @@ def one_case(a, rep, torch, transformers, peft, models, name, arch, targets, rsl
                                {"input_ids": ids.tolist(), "attention_mask": mask.tolist(), "labels": ls_labels.tolist()})
     got_path = os.path.join(a.work, tag + "_grads.safetensors")
     ic.run([ic.driver_path(a.lorascope), "--threads", str(ic.threads()), "train-step", "--model", d, "--adapter",
-            adapter, "--batch", batch_path, "--head", "classification" if task == "SEQ_CLS" else "causal_lm",
-            "--out", got_path])
+            adapter, "--batch", batch_path, "--head", ic.head(arch), "--out", got_path])
     got = load_file(got_path)
     ref_loss = float(out.loss.detach())
     loss_err = abs(float(got.pop("loss")[0]) - ref_loss) / abs(ref_loss)
@@ -119,16 +96,11 @@ def one_case(a, rep, torch, transformers, peft, models, name, arch, targets, rsl
 
 
 def main():
-    a = ic.parse_args(__doc__)
-    torch = ic.setup_torch()
-    import peft
-    import transformers
-    transformers.utils.logging.set_verbosity_error()
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}", flush=True)
+    a, torch, transformers, peft = ic.setup_peft(__doc__)
     rep = ic.Report("check_train_step")
-    models = {}
+    bases = ic.RandomBases(torch, transformers, a.work, BASES)
     for case in CASES:
-        rep.guarded(case[0], one_case, a, rep, torch, transformers, peft, models, *case)
+        rep.guarded(case[0], one_case, a, rep, torch, transformers, peft, bases, *case)
     rep.finish()
 
 

@@ -34,6 +34,19 @@ def setup_torch():
     return torch
 
 
+def setup_peft(description):
+    """parse_args + setup_torch, then transformers (quiet) and peft, their versions printed.
+
+    Returns (args, torch, transformers, peft)."""
+    a = parse_args(description)
+    torch = setup_torch()
+    import peft
+    import transformers
+    transformers.utils.logging.set_verbosity_error()
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}", flush=True)
+    return a, torch, transformers, peft
+
+
 def threads():
     return int(os.environ.get("LORASCOPE_INTEROP_THREADS", "2"))
 
@@ -134,3 +147,57 @@ def save_pretrained(model, path, **kwargs):
     transformers.utils.logging.disable_progress_bar()
     model.save_pretrained(path, **kwargs)
     return path
+
+
+# Tiny random transformers models for the PEFT checks (check_peft, check_train_step); each check
+# says whether the LLaMA ties its embeddings.
+TINY_LLAMA = dict(vocab_size=256, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=64, initializer_range=0.1, pad_token_id=0)
+TINY_ROBERTA = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                    max_position_embeddings=40, initializer_range=0.1, pad_token_id=1, type_vocab_size=1,
+                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3)
+
+
+def is_classifier(arch):
+    """A transformers *ForSequenceClassification architecture (else a causal LM)."""
+    return "Sequence" in arch
+
+
+def head(arch):
+    """lorascope's --head for a transformers architecture."""
+    return "classification" if is_classifier(arch) else "causal_lm"
+
+
+def peft_task(arch):
+    """PEFT's task_type for a transformers architecture."""
+    return "SEQ_CLS" if is_classifier(arch) else "CAUSAL_LM"
+
+
+def padded_batch(torch, vocab, pad, seed, left_pad, B=3, T=12):
+    """Seeded ids in [3, vocab): row 1 right-padded by 4, row 2 left-padded by left_pad, pad ids at padding."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, T - 4:] = 0
+    mask[2, :left_pad] = 0
+    ids[mask == 0] = pad
+    return ids, mask
+
+
+class RandomBases:
+    """Random-init transformers checkpoints (seed 0), one per architecture, saved once under work/<arch>.
+
+    configs: architecture -> config keywords."""
+
+    def __init__(self, torch, transformers, work, configs):
+        self.torch, self.transformers, self.work, self.configs = torch, transformers, work, configs
+        self.dirs = {}
+
+    def dir(self, arch):
+        if arch not in self.dirs:
+            cls = getattr(self.transformers, arch)
+            cfg = cls.config_class(**self.configs[arch])
+            cfg.architectures = [arch]
+            self.torch.manual_seed(0)
+            self.dirs[arch] = save_pretrained(cls(cfg).float().eval(), os.path.join(self.work, arch))
+        return self.dirs[arch]
