@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 #include <vector>
 
 #include "models/adapter_geometry.h"
@@ -335,6 +336,7 @@ TEST(AdapterGeometryTest, Float32BaseAgreesWithFullFloat64WithinItsRounding) {
     intruders += ref.intruders;
   }
   EXPECT_GT(intruders, 0);  // the counts compared are not all zero
+  EXPECT_THROW(base_spectrum(base_matrix(8, 6, 0.9, 1), at::kHalf), std::invalid_argument);
   std::printf("float32 base: worst error / bound: alignment %.3g, cosines %.3g, singular values %.3g\n", worst_sub,
               worst_cos, worst_sv);
 }
