@@ -4,6 +4,7 @@
 // layers: query, value 384 x 384). One JSON object per configuration:
 //
 //   base_svd_s      the one-time SVD of every base weight (the monitor's cache), and its bytes
+//                   (--base-dtype float32: U and V cached in float32, monitor.base_svd_dtype)
 //   spectra_s       adapter_spectra(): singular values, erank, stable rank (logged today)
 //   geometry_s      GeometryMonitor::observe(): alignment, intruders, drift (mean over --logs);
 //                   *_cpu_s: CPU seconds of all threads (the work, on a machine shared with others)
@@ -81,11 +82,12 @@ at::Tensor base_weight(const Shape& s, const std::string& kind, at::Generator& g
 
 int main(int argc, char** argv) {
   CLI::App app{"cost of the adapter geometry statistics per log"};
-  std::string model = "llama", base = "powerlaw", minilm;
+  std::string model = "llama", base = "powerlaw", minilm, base_dtype = "float64";
   int threads = 1, logs = 3, r = 8;
   app.add_option("--model", model)->check(CLI::IsMember({"llama", "minilm"}));
   app.add_option("--base", base)->check(CLI::IsMember({"gaussian", "powerlaw", "minilm"}));
   app.add_option("--minilm", minilm, "directory of all-MiniLM-L6-v2 (for --base minilm)");
+  app.add_option("--base-dtype", base_dtype)->check(CLI::IsMember({"float64", "float32"}));
   app.add_option("--threads", threads);
   app.add_option("--logs", logs);
   app.add_option("--r", r);
@@ -105,12 +107,13 @@ int main(int argc, char** argv) {
     refs.push_back({s.name, g.A, g.B, g.scaling});
     inputs.push_back(std::move(g));
   }
-  lorascope::GeometryMonitor monitor(lorascope::GeometryOptions{});
+  const at::ScalarType storage = base_dtype == "float32" ? at::kFloat : at::kDouble;
+  lorascope::GeometryMonitor monitor(lorascope::GeometryOptions{}, storage);
   // The first observation computes and caches the base SVDs; time them apart.
   auto t = Clock::now();
   const double base_c0 = cpu_seconds();
   std::vector<lorascope::BaseSpectrum> bases;
-  for (const auto& in : inputs) bases.push_back(lorascope::base_spectrum(in.W));
+  for (const auto& in : inputs) bases.push_back(lorascope::base_spectrum(in.W, storage));
   const double base_svd = seconds_since(t), base_svd_cpu = cpu_seconds() - base_c0;
   (void)monitor.observe(inputs);
   double spectra = 0, geometry = 0, geometry_cpu = 0;
@@ -131,7 +134,7 @@ int main(int argc, char** argv) {
     const auto& in = inputs[i];
     krylov.push_back(lorascope::updated_top_svd(bases[i], in.B, in.A, in.scaling, opt.intruder_top_k).krylov_dim);
   }
-  const json row = {{"model", model}, {"base", base}, {"threads", threads}, {"adapters", inputs.size()}, {"r", r},
+  const json row = {{"model", model}, {"base", base}, {"threads", threads}, {"base_dtype", base_dtype}, {"adapters", inputs.size()}, {"r", r},
                     {"base_svd_s", base_svd}, {"base_svd_cpu_s", base_svd_cpu},
                     {"cache_bytes", monitor.cached_bytes()}, {"spectra_s", spectra / logs},
                     {"geometry_s", geometry / logs}, {"geometry_cpu_s", geometry_cpu / logs}, {"krylov_dims", krylov}};

@@ -53,12 +53,17 @@ void check_factors(const at::Tensor& B, const at::Tensor& A, const char* who) {
 
 }  // namespace
 
-BaseSpectrum base_spectrum(const at::Tensor& W) {
+BaseSpectrum base_spectrum(const at::Tensor& W, at::ScalarType storage) {
   if (W.dim() != 2) throw std::invalid_argument("base_spectrum: expected a matrix, got " + c10::str(W.sizes()));
+  if (storage != at::kDouble && storage != at::kFloat) {
+    throw std::invalid_argument("base_spectrum: storage must be float64 or float32, got " + std::string(c10::toString(storage)));
+  }
   at::NoGradGuard no_grad;
   auto [U, S, Vh] = at::linalg_svd(f64(W), /*full_matrices=*/false);
-  return {U, S, Vh.t().contiguous()};
+  return {U.to(storage), S, Vh.t().contiguous().to(storage)};
 }
+
+BaseSpectrum in_float64(const BaseSpectrum& base) { return {f64(base.U), f64(base.S), f64(base.V)}; }
 
 LowRankSvd low_rank_svd(const at::Tensor& B_in, const at::Tensor& A_in, double scaling) {
   check_factors(B_in, A_in, "low_rank_svd");
@@ -78,9 +83,10 @@ LowRankSvd low_rank_svd(const at::Tensor& B_in, const at::Tensor& A_in, double s
   return out;
 }
 
-UpdatedTopSvd updated_top_svd(const BaseSpectrum& base, const at::Tensor& B_in, const at::Tensor& A_in,
+UpdatedTopSvd updated_top_svd(const BaseSpectrum& stored, const at::Tensor& B_in, const at::Tensor& A_in,
                               double scaling, int64_t k_asked, TopSvdSolver solver, bool vectors) {
   check_factors(B_in, A_in, "updated_top_svd");
+  const BaseSpectrum base = in_float64(stored);
   const at::Tensor& U = base.U;  // (m, p)
   const at::Tensor& V = base.V;  // (n, p)
   const at::Tensor& S = base.S;  // (p)
@@ -205,8 +211,10 @@ Intruders intruder_dimensions(const UpdatedTopSvd& top, double epsilon) {
   return out;
 }
 
-AdapterGeometry adapter_geometry(const BaseSpectrum& base, const at::Tensor& B, const at::Tensor& A, double scaling,
+AdapterGeometry adapter_geometry(const BaseSpectrum& stored, const at::Tensor& B, const at::Tensor& A, double scaling,
                                  const GeometryOptions& options) {
+  // One float64 copy of a float32 base, for this adapter only (updated_top_svd reuses it as is).
+  const BaseSpectrum base = in_float64(stored);
   AdapterGeometry g;
   g.delta = low_rank_svd(B, A, scaling);
   const int64_t p = base.S.size(0);

@@ -37,13 +37,18 @@
 
 namespace lorascope {
 
-// W's thin SVD in float64 on W's device.
+// W's thin SVD on W's device, computed in float64. storage = at::kFloat rounds U and V to float32
+// (about half the memory of a cache of them; S stays float64): the functions below take either
+// and compute in float64 (in_float64), so a float32 base only adds the rounding of its vectors,
+// ~2^-24 per entry, to their results.
 struct BaseSpectrum {
   at::Tensor U;  // (m, p)
-  at::Tensor S;  // (p), descending
+  at::Tensor S;  // (p), descending, float64
   at::Tensor V;  // (n, p)
 };
-BaseSpectrum base_spectrum(const at::Tensor& W);
+BaseSpectrum base_spectrum(const at::Tensor& W, at::ScalarType storage = at::kDouble);
+// The same spectrum in float64: the tensors themselves when they are, else a copy.
+BaseSpectrum in_float64(const BaseSpectrum& base);
 
 // delta W = scaling * B A as U diag(S) V^T without forming it (thin QR of B and A^T, SVD of the
 // q x q core, q = min(r, m, n)). rank = number of S_i > S_1 * max(m, n) * 2^-23: adapters are

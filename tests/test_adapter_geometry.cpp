@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <stdexcept>
 #include <vector>
 
 #include "models/adapter_geometry.h"
@@ -247,6 +249,128 @@ TEST(AdapterGeometryTest, DriftBetweenTwoUpdatesMatchesProjectorDifference) {
       EXPECT_NEAR(std::sin(d.right[i].item<double>()), right[i], 1e-12 + 1e-6 * right[i]) << step;
     }
   }
+}
+
+// A float32 base (monitor.base_svd_dtype=float32) stores U~ = U + E_U, V~ = V + E_V with
+// |E_ij| <= u |U_ij|, u = 2^-24, so ||E_k||_2 <= ||E_k||_F <= u sqrt(k) for k columns. Then
+//  - alignment: the cosines are singular values of U~_k^T L (L: delta W's orthonormal basis), off
+//    by <= ||E_k|| (Weyl); the sines, of L - U~_k U~_k^T L (or U~_k - L L^T U~_k), off by
+//    <= 2 ||E_k|| + ||E_k||^2; principal_angles takes asin below pi/4 and acos above, so each angle
+//    is off by <= sqrt(2) * 2 u sqrt(k), tiny ones included (acos alone would give sqrt(u) there);
+//    mean cos^2 by <= 2 u sqrt(k). Bound used: 4 u sqrt(k).
+//  - top-k of W + delta W: K (see adapter_geometry.h) keeps diag(S) exact, only its rank-r part
+//    X Y^T, X = U~^T B, moves: ||dK|| <= 2 ||E|| ||delta W||, ||E|| <= u sqrt(p). Singular values
+//    move by <= ||dK|| (Weyl); u_i, and the cosines read from it, by <= sqrt(2) ||dK|| / gap_i
+//    (Wedin), gap_i the distance of sigma_i(W + delta W) to its neighbours.
+//  - drift reads delta W's factors only: the same numbers.
+struct Float32Bounds {
+  double subspace, sv, cos;
+};
+Float32Bounds float32_bounds(int64_t k, int64_t p, double delta_norm, const at::Tensor& sv_all, int64_t top) {
+  const double u = std::ldexp(1.0, -24);
+  const double dK = 2 * u * std::sqrt(static_cast<double>(p)) * delta_norm;
+  double gap = INFINITY;
+  for (int64_t i = 0; i < top; ++i) {
+    if (i > 0) gap = std::min(gap, sv_all[i - 1].item<double>() - sv_all[i].item<double>());
+    if (i + 1 < sv_all.size(0)) gap = std::min(gap, sv_all[i].item<double>() - sv_all[i + 1].item<double>());
+  }
+  return {4 * u * std::sqrt(static_cast<double>(k)), dK, std::sqrt(2.0) * dK / gap};
+}
+
+TEST(AdapterGeometryTest, Float32BaseAgreesWithFullFloat64WithinItsRounding) {
+  struct Case { int64_t m, n, r, k; };
+  double worst_sub = 0, worst_cos = 0, worst_sv = 0;  // error / bound
+  int64_t intruders = 0;
+  for (auto c : std::vector<Case>{{90, 60, 4, 0}, {60, 90, 6, 10}, {80, 80, 8, 3}}) {
+    auto W = base_matrix(c.m, c.n, 0.9, 80 + c.m);
+    auto [Uw, Sw, Vwh] = at::linalg_svd(W, false);
+    // Left: nearly W's top r directions (angles ~1e-6, where acos would lose half the digits);
+    // right: W's lower directions plus noise, so the update makes intruders.
+    auto B = Uw.narrow(1, 0, c.r) + 1e-6 * randn({c.m, c.r}, 81 + c.n);
+    auto A = Vwh.narrow(0, 20, c.r) + 0.3 * randn({c.r, c.n}, 82);
+    const double s = 2.0;
+    GeometryOptions opt;
+    opt.base_k = c.k;
+    opt.intruder_epsilon = 0.9;
+    const auto base32 = base_spectrum(W, at::kFloat);
+    ASSERT_EQ(base32.U.scalar_type(), at::kFloat);
+    ASSERT_EQ(base32.V.scalar_type(), at::kFloat);
+    ASSERT_EQ(base32.S.scalar_type(), at::kDouble);
+    const auto g32 = adapter_geometry(base32, B, A, s, opt);
+    const auto g64 = adapter_geometry(base_spectrum(W), B, A, s, opt);
+    const int64_t p = std::min(c.m, c.n), kk = c.k > 0 ? c.k : c.r;
+    const auto ref = reference(W, B, A, s, opt.intruder_top_k, opt.intruder_epsilon);
+    const auto delta = s * at::matmul(B, A);
+    const auto bound = float32_bounds(kk, p, at::linalg_matrix_norm(delta, 2).item<double>(),
+                                      at::linalg_svdvals(W + delta), opt.intruder_top_k);
+    const std::string where = std::to_string(c.m) + "x" + std::to_string(c.n) + " k " + std::to_string(kk);
+    // Alignment against the float64 cache (itself checked against full SVDs above).
+    ASSERT_EQ(g32.angles_left.size(0), g64.angles_left.size(0)) << where;
+    ASSERT_EQ(g32.angles_right.size(0), g64.angles_right.size(0)) << where;
+    EXPECT_LT(g64.angles_left[0].item<double>(), 1e-5) << where << ": the tiny angles this case is for";
+    const auto subspace = [&](double err, const char* what) {
+      EXPECT_LE(err, bound.subspace) << where << " " << what;
+      worst_sub = std::max(worst_sub, err / bound.subspace);
+    };
+    subspace(max_abs_diff(g32.angles_left, g64.angles_left), "angles_left");
+    subspace(max_abs_diff(g32.angles_right, g64.angles_right), "angles_right");
+    subspace(std::abs(g32.align_left - g64.align_left), "align_left");
+    subspace(std::abs(g32.align_right - g64.align_right), "align_right");
+    // Intruders against PEFT's rule on the full float64 SVDs (the float64 path's own error,
+    // <= 1e-8 in the cosines above, is far inside the bounds).
+    for (int64_t i = 0; i < opt.intruder_top_k; ++i) {
+      const double cos_err = std::abs(g32.intruders.max_cos[i] - ref.cos[i].item<double>());
+      const double sv_err = std::abs(g32.intruders.sv[i] - ref.sv[i].item<double>());
+      EXPECT_LE(cos_err, bound.cos) << where << " u_" << i;
+      EXPECT_LE(sv_err, bound.sv) << where << " sigma_" << i;
+      worst_cos = std::max(worst_cos, cos_err / bound.cos);
+      worst_sv = std::max(worst_sv, sv_err / bound.sv);
+      EXPECT_GT(std::abs(ref.cos[i].item<double>() - opt.intruder_epsilon), bound.cos) << where << ": count not robust";
+    }
+    EXPECT_EQ(g32.intruders.count, ref.intruders) << where;
+    EXPECT_NEAR(g32.intruders.max_sv, ref.intruder_sv, bound.sv) << where;
+    intruders += ref.intruders;
+  }
+  EXPECT_GT(intruders, 0);  // the counts compared are not all zero
+  EXPECT_THROW(base_spectrum(base_matrix(8, 6, 0.9, 1), at::kHalf), std::invalid_argument);
+  std::printf("float32 base: worst error / bound: alignment %.3g, cosines %.3g, singular values %.3g\n", worst_sub,
+              worst_cos, worst_sv);
+}
+
+TEST(GeometryMonitorTest, Float32CacheHalvesTheBytesAndKeepsTheFields) {
+  const int64_t m = 96, n = 64, p = 64, r = 4;
+  auto W1 = base_matrix(m, n, 0.9, 31), W2 = base_matrix(n, m, 0.9, 32);
+  auto A1 = randn({r, n}, 33), B1 = randn({m, r}, 34) * 0.1;
+  auto A2 = randn({r, m}, 35), B2 = randn({n, r}, 36) * 0.1;
+  GeometryMonitor m64(GeometryOptions{}), m32(GeometryOptions{}, at::kFloat);
+  std::vector<GeometryInput> in = {{"q", W1, A1, B1, 2.0}, {"v", W2, A2, B2, 2.0}};
+  std::vector<nlohmann::json> got64, got32;
+  for (int log = 0; log < 2; ++log) {
+    got64.push_back(m64.observe(in));
+    got32.push_back(m32.observe(in));
+    for (auto& a : in) a.B = a.B + 1e-3 * randn(a.B.sizes().vec(), 40 + log);
+  }
+  // (m + n) p float32 for U and V, p float64 for S, per adapter; against (m + n + 1) p float64.
+  const size_t bytes32 = 2 * (static_cast<size_t>((m + n) * p) * sizeof(float) + p * sizeof(double));
+  EXPECT_EQ(m64.cached_bytes(), 2 * static_cast<size_t>((m + n + 1) * p) * sizeof(double));
+  EXPECT_EQ(m32.cached_bytes(), bytes32);
+  EXPECT_LT(static_cast<double>(m32.cached_bytes()) / static_cast<double>(m64.cached_bytes()), 0.51);
+  const double tol = 4 * std::ldexp(1.0, -24) * std::sqrt(static_cast<double>(r));  // base_k = r: the bound above
+  for (size_t log = 0; log < got64.size(); ++log) {
+    for (const auto* name : {"q", "v"}) {
+      const auto &a = got64[log].at(name), &b = got32[log].at(name);
+      for (const auto* key : {"align_left", "align_right"}) EXPECT_NEAR(a.at(key).get<double>(), b.at(key).get<double>(), tol) << name << key;
+      for (const auto* key : {"angles_left", "angles_right"}) {
+        ASSERT_EQ(a.at(key).size(), b.at(key).size());
+        for (size_t i = 0; i < a.at(key).size(); ++i) EXPECT_NEAR(a.at(key).at(i).get<double>(), b.at(key).at(i).get<double>(), tol) << name << key;
+      }
+      EXPECT_EQ(a.at("intruders"), b.at("intruders")) << name;
+      EXPECT_EQ(a.at("drift_left"), b.at("drift_left")) << name;  // from delta W alone
+      EXPECT_EQ(a.at("drift_right"), b.at("drift_right")) << name;
+      EXPECT_EQ(a.at("sv_entropy"), b.at("sv_entropy")) << name;
+    }
+  }
+  EXPECT_TRUE(got32[1].at("q").at("drift_left").is_number());
 }
 
 TEST(GeometryMonitorTest, FieldsDriftAndCache) {

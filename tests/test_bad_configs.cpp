@@ -54,6 +54,8 @@ const BadConfig kCases[] = {
     {"FinetuneUnknownNonfinitePolicy", "finetune", "", "--set base=/b --set train.nonfinite=ignore",
      "train.nonfinite: expected one of stop, skip"},
     {"FinetuneWithoutBase", "finetune", "", "", "base: expected the base model directory"},
+    {"FinetuneUnknownBaseSvdDtype", "finetune", "", "--set base=/b --set monitor.base_svd_dtype=float16",
+     "monitor.base_svd_dtype: expected one of float64, float32, got"},
     {"FinetuneValidationFraction", "finetune", "", "--set base=/b --set data.validation_fraction=0.95",
      "data.validation_fraction: expected"},
     // Optimizer options where they would not act (issue 19): the key named, exit 2.

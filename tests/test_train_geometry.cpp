@@ -110,6 +110,51 @@ TEST(TrainGeometryTest, FieldsJoinTheAdaptersWhenDueAndMatchAFloat64Computation)
   EXPECT_FALSE(off_summary.contains("geometry_cache_bytes"));
 }
 
+// monitor.base_svd_dtype=float32 reaches the monitor: the same run (the monitor does not change
+// training) logs the same geometry within float32's rounding of W's singular vectors (the bound
+// of tests/test_adapter_geometry.cpp, 4 u sqrt(k), u = 2^-24, k = monitor.base_k = 2) and caches
+// half the bytes.
+TEST(TrainGeometryTest, Float32BaseCacheLogsTheFloat64GeometryInHalfTheBytes) {
+  Fixture fx("traingeom32");
+  const auto base = fx.pretrain();
+  auto doc = geometry_doc(fx, base, 2);
+  Session s64, s32;
+  json sum64, sum32;
+  const auto r64 = monitored_run(fx, doc, s64, &sum64);
+  doc["monitor"]["base_svd_dtype"] = "float32";
+  const auto r32 = monitored_run(fx, doc, s32, &sum32);
+  ASSERT_EQ(r64.size(), r32.size());
+  const double tol = 4 * std::ldexp(1.0, -24) * std::sqrt(2.0);
+  int64_t compared = 0;
+  for (size_t i = 0; i < r64.size(); ++i) {
+    EXPECT_EQ(r64[i].value("loss", json()), r32[i].value("loss", json())) << "step " << i;  // step 0 has none
+    for (const auto& [name, a] : r64[i].at("adapters").items()) {
+      const json& b = r32[i].at("adapters").at(name);
+      if (!a.contains("intruders")) continue;
+      EXPECT_EQ(a.at("intruders"), b.at("intruders")) << name;
+      EXPECT_EQ(a.at("drift_left"), b.at("drift_left")) << name;  // delta W alone
+      for (const char* key : {"align_left", "align_right"}) {
+        if (a.at(key).is_null()) {
+          EXPECT_TRUE(b.at(key).is_null()) << name << " " << key;
+          continue;
+        }
+        EXPECT_NEAR(a.at(key).get<double>(), b.at(key).get<double>(), tol) << name << " " << key;
+        ++compared;
+      }
+      for (const char* key : {"angles_left", "angles_right"}) {
+        ASSERT_EQ(a.at(key).size(), b.at(key).size()) << name << " " << key;
+        for (size_t j = 0; j < a.at(key).size(); ++j) {
+          EXPECT_NEAR(a.at(key).at(j).get<double>(), b.at(key).at(j).get<double>(), tol) << name << " " << key;
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 0);
+  const double ratio = sum32.at("geometry_cache_bytes").get<double>() / sum64.at("geometry_cache_bytes").get<double>();
+  EXPECT_GT(ratio, 0.5);  // S stays float64
+  EXPECT_LT(ratio, 0.51);
+}
+
 TEST(TrainGeometryTest, RangesAreCheckedNamingTheKey) {
   Fixture fx("traingeomkeys");
   auto doc = fx.finetune_doc("unused");
@@ -119,6 +164,10 @@ TEST(TrainGeometryTest, RangesAreCheckedNamingTheKey) {
   doc["monitor"]["geometry_every"] = -1;
   EXPECT_NE(error_of([&] { fx.spec(doc); }).find("monitor.geometry_every"), std::string::npos);
   doc["monitor"]["geometry_every"] = 5;
+  doc["monitor"]["base_svd_dtype"] = "bfloat16";
+  EXPECT_NE(error_of([&] { fx.spec(doc); }).find("monitor.base_svd_dtype: expected one of float64, float32"),
+            std::string::npos);
+  doc["monitor"]["base_svd_dtype"] = "float32";
   doc["logging"] = {{"tensorboard", "yes"}};
   EXPECT_NE(error_of([&] { fx.spec(doc); }).find("logging.tensorboard"), std::string::npos);
 }

@@ -21,7 +21,7 @@ json GeometryMonitor::observe(const std::vector<GeometryInput>& adapters) {
   json out = json::object();
   for (const auto& a : adapters) {
     auto it = bases_.find(a.name);
-    if (it == bases_.end()) it = bases_.emplace(a.name, base_spectrum(a.W)).first;
+    if (it == bases_.end()) it = bases_.emplace(a.name, base_spectrum(a.W, base_dtype_)).first;
     const AdapterGeometry g = adapter_geometry(it->second, a.B, a.A, a.scaling, options_);
     const double erank = effective_rank(to_vector(g.delta.S));
     json f = {{"align_left", number_or_null(g.align_left)},
@@ -47,7 +47,9 @@ json GeometryMonitor::observe(const std::vector<GeometryInput>& adapters) {
 
 size_t GeometryMonitor::cached_bytes() const {
   size_t bytes = 0;
-  for (const auto& [name, b] : bases_) bytes += (b.U.numel() + b.S.numel() + b.V.numel()) * sizeof(double);
+  for (const auto& [name, b] : bases_) {
+    for (const auto* t : {&b.U, &b.S, &b.V}) bytes += static_cast<size_t>(t->numel()) * t->element_size();
+  }
   return bytes;
 }
 

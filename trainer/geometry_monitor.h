@@ -11,7 +11,9 @@
 //                                  (row) space of delta W and the previous one's (null at the
 //                                  first observation, and while delta W is zero)
 //   "sv_entropy"                   entropy of sigma_i / sum(sigma): the log of "erank"
-// Memory: the cached SVDs, (m + n + 1) p float64 values per adapter (cached_bytes()).
+// Memory: the cached SVDs, (m + n + 1) p float64 values per adapter (cached_bytes()); with
+// base_dtype = at::kFloat (monitor.base_svd_dtype=float32) U and V are kept in float32, (m + n) p
+// float32 + p float64, and cast back to float64 one adapter at a time while it is observed.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -34,13 +36,15 @@ struct GeometryInput {
 
 class GeometryMonitor {
  public:
-  explicit GeometryMonitor(GeometryOptions options) : options_(options) {}
+  explicit GeometryMonitor(GeometryOptions options, at::ScalarType base_dtype = at::kDouble)
+      : options_(options), base_dtype_(base_dtype) {}
   // {"<name>": {fields above}, ...}
   nlohmann::json observe(const std::vector<GeometryInput>& adapters);
   size_t cached_bytes() const;
 
  private:
   GeometryOptions options_;
+  at::ScalarType base_dtype_;
   std::map<std::string, BaseSpectrum> bases_;
   std::map<std::string, LowRankSvd> previous_;
 };

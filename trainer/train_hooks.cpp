@@ -9,6 +9,7 @@
 #include "trainer/adapter_monitor.h"
 #include "trainer/fault_injection.h"
 #include "trainer/geometry_monitor.h"
+#include "trainer/memory_budget.h"
 #include "trainer/progress.h"
 
 namespace lorascope {
@@ -84,7 +85,7 @@ class AdapterMonitorHook : public TrainHook {
       o.base_k = c.geometry_base_k;
       o.intruder_top_k = c.intruder_k;
       o.intruder_epsilon = c.intruder_epsilon;
-      geometry_.emplace(o);
+      geometry_.emplace(o, c.base_svd_dtype == "float32" ? at::kFloat : at::kDouble);
     }
     if (l.state.step == 0 && !l.s.adapters().empty()) {
       // Step 0 also caches the bases' SVDs (their cost and memory show at the start).
@@ -111,9 +112,16 @@ class AdapterMonitorHook : public TrainHook {
       in.push_back({a.name, W->tensor, a.A, a.B, a.scaling});
     }
     merge_geometry(adapters, geometry_->observe(in));
+    if (!cache_logged_) {  // the first geometry log filled the cache (step 0, or the first after a resume)
+      cache_logged_ = true;
+      std::fprintf(stderr, "%s: geometry monitor: base SVDs of %zu adapters cached, %s (monitor.base_svd_dtype=%s)\n",
+                   l.s.cfg.name.c_str(), in.size(), format_bytes(geometry_->cached_bytes()).c_str(),
+                   l.s.cfg.base_svd_dtype.c_str());
+    }
     return adapters;
   }
   std::optional<GeometryMonitor> geometry_;
+  bool cache_logged_ = false;
 };
 
 class MetricsLogger : public TrainHook {

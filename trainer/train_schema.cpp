@@ -108,6 +108,9 @@ ConfigSchema build() {
   eps.min = 0;
   eps.min_exclusive = true;
   eps.max = 1;
+  s.string("monitor.base_svd_dtype", "float64", {"float64", "float32"},
+           "geometry: the cached SVDs of the base weights; float32 keeps their singular vectors in "
+           "float32, about half the memory, at ~1e-7 in the cosines (trainer/geometry_monitor.h)");
   s.boolean("logging.tensorboard", false, "also write TensorBoard event files next to metrics.jsonl");
   s.string("train.nonfinite", "stop", {"stop", "skip"},
            "NaN/Inf loss or gradient: stop the run, or skip the step and count it");
@@ -208,6 +211,7 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.geometry_base_k = mon.at("base_k");
   t.intruder_k = mon.at("intruder_k");
   t.intruder_epsilon = mon.at("intruder_epsilon");
+  t.base_svd_dtype = mon.at("base_svd_dtype");
   t.tensorboard = c.at("logging").at("tensorboard");
   return t;
 }

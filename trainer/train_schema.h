@@ -41,6 +41,7 @@ struct TrainConfig {
   int64_t eval_batches = 0;
   int64_t geometry_every = 0, geometry_base_k = 0, intruder_k = 10;  // monitor.*: GeometryOptions
   double intruder_epsilon = 0.5;
+  std::string base_svd_dtype = "float64";  // monitor.base_svd_dtype: "float64" | "float32"
   bool tensorboard = false;  // logging.tensorboard
   std::string nonfinite;  // "stop" | "skip"
   int64_t halt_at_step = 0;

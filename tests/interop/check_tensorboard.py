@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""TensorBoard event files written by lorascope (trainer/tensorboard_sink.h, through
-`lorascope tensorboard RUN`) read back with tensorboard's own EventAccumulator; every scalar and
-every singular-value histogram is checked against the metrics.jsonl records it came from.
+"""TensorBoard event files written by lorascope (trainer/tensorboard_sink.h: through
+`lorascope tensorboard RUN`, or by the trainer itself with logging.tensorboard=true) read back
+with tensorboard's own EventAccumulator; every scalar and every singular-value histogram is
+checked against the metrics.jsonl records it came from.
 
 Streams:
   finetune   a real run: `lorascope pretrain` of a tiny LLaMA on Brown, then `lorascope finetune`
              with LoRA on SpamAssassin (loss, lr, grad_norm, tokens_per_s, eval, per-adapter sv,
              erank, stable_rank, fro)
+  training/<run>  the same finetune with logging.tensorboard=true and monitor.geometry_every: the
+             event file the trainer wrote during training (not converted afterwards), with the
+             online geometry fields (align_left, angles_left, intruders, drift_left, ...; the base
+             SVDs cached in float32, monitor.base_svd_dtype); both runs of compare_spam.json
   mf         a real `lorascope mf` run (sv, d, factors, off_diag, ...)
   synthetic  a metrics.jsonl-like stream with the geometry fields the online monitor adds
              (align_left, angles_left, intruders, intruder_sv: null, drift_left, ...)
@@ -18,6 +23,7 @@ float32 rounding (relative 2^-24), and the set of tags must be exactly those of 
     PY=$(bash scripts/reference_env.sh | tail -1)
     $PY tests/interop/check_tensorboard.py --lorascope build/lorascope --work /tmp/tb --data .cache/data
 """
+import functools
 import json
 import math
 import os
@@ -91,16 +97,21 @@ def expected(record):
     return scalars, histos
 
 
-def check_run(name, run_dir, exe):
+def check_run(name, run_dir, exe, convert=True):
+    """convert: write the event file with `lorascope tensorboard` (replacing any); else check the
+    one event file already there (written during training)."""
     records = []
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         for line in f:
             if line.strip():
                 records.append(json.loads(line))
-    for fn in os.listdir(run_dir):
-        if "tfevents" in fn:
+    events = [fn for fn in os.listdir(run_dir) if "tfevents" in fn]
+    if convert:
+        for fn in events:
             os.remove(os.path.join(run_dir, fn))
-    run([exe, "--threads", "2", "tensorboard", run_dir])
+        run([exe, "--threads", "2", "tensorboard", run_dir])
+    elif len(events) != 1:
+        raise RuntimeError(f"{run_dir}: expected the one event file the trainer writes, found {events}")
     ea = EventAccumulator(run_dir, size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
     ea.Reload()
     tags = ea.Tags()
@@ -191,25 +202,37 @@ def main():
     exe = a.lorascope
     data = os.path.abspath(a.data)
 
-    def guarded(name, make):
+    def guarded(name, make, convert=True):
         try:
-            check_run(name, make(), exe)
+            check_run(name, make(), exe, convert)
         except Exception as e:
             report("FAIL", f"tensorboard/{name}", f"{type(e).__name__}: {e}"[:500])
 
-    def finetune():
-        base_out, ft_out = os.path.join(a.work, "pretrain"), os.path.join(a.work, "finetune")
-        common = ["--threads", "2"]
-        run([exe, *common, "pretrain", "--config", os.path.join(REPO, "configs/lm/pretrain_brown.json"), "--out", base_out, "--overwrite",
-             "--set", "name=tiny", "--set", "model.hidden_size=32", "--set", "model.num_layers=2",
+    common = ["--threads", "2"]
+    base_out = os.path.join(a.work, "pretrain")
+
+    @functools.lru_cache(maxsize=None)  # once per invocation, shared by the finetune streams
+    def pretrain():
+        run([exe, *common, "pretrain", "--config", os.path.join(REPO, "configs/lm/pretrain_brown.json"), "--out", base_out,
+             "--overwrite", "--set", "name=tiny", "--set", "model.hidden_size=32", "--set", "model.num_layers=2",
              "--set", "model.intermediate_size=64", "--set", "tokenizer.vocab_size=300", "--set", "data.limit=200",
              "--set", "data.max_len=32", "--set", "train.max_steps=5", "--set", "train.batch_size=8",
              "--set", f"data.path={data}/brown"])
-        run([exe, *common, "finetune", "--config", os.path.join(REPO, "configs/lm/compare_spam.json"), "--out", ft_out, "--overwrite",
-             "--set", f"base={base_out}/tiny", "--set", f"data.path={data}/spam-assassin", "--set", "data.limit=120", "--set", "data.max_len=32",
+        return os.path.join(base_out, "tiny")
+
+    def finetune(out, *sets):
+        run([exe, *common, "finetune", "--config", os.path.join(REPO, "configs/lm/compare_spam.json"), "--out", out, "--overwrite",
+             "--set", f"base={pretrain()}", "--set", f"data.path={data}/spam-assassin", "--set", "data.limit=120", "--set", "data.max_len=32",
              "--set", "train.max_steps=30", "--set", "train.batch_size=8", "--set", "train.log_every=5",
-             "--set", "monitor.every=5", "--set", "train.eval_every=10", "--set", "train.eval_batches=2"])
-        return os.path.join(ft_out, "muon")  # compare_spam.json's runs: muon, adamw
+             "--set", "monitor.every=5", "--set", "train.eval_every=10", "--set", "train.eval_batches=2", *sets])
+        return out  # compare_spam.json's runs: muon, adamw
+
+    @functools.lru_cache(maxsize=None)  # one call writes both runs
+    def during_training():
+        out = os.path.join(a.work, "training")
+        shutil.rmtree(out, ignore_errors=True)  # no event file of an earlier invocation is read
+        return finetune(out, "--set", "logging.tensorboard=true", "--set", "monitor.geometry_every=10",
+                        "--set", "monitor.base_svd_dtype=float32")
 
     def mf():
         out = os.path.join(a.work, "mf")
@@ -217,7 +240,9 @@ def main():
              "--set", "train.log_every=20"])
         return os.path.join(out, "mf")
 
-    guarded("finetune", finetune)
+    guarded("finetune", lambda: os.path.join(finetune(os.path.join(a.work, "finetune")), "muon"))
+    for r in ("muon", "adamw"):
+        guarded(f"training/{r}", lambda r=r: os.path.join(during_training(), r), convert=False)
     guarded("mf", mf)
     guarded("synthetic", lambda: synthetic_run(a.work))
     return 1 if failed else 0
