@@ -122,26 +122,40 @@ int launch(const LaunchArgs& a) {
       if (running[static_cast<size_t>(i)]) ::kill(pids[static_cast<size_t>(i)], sig);
     }
   };
+  // Marks a reaped rank as gone; its local index, or -1 for a pid that is not a running rank.
+  auto reaped = [&](pid_t pid) {
+    for (int i = 0; i < a.nproc; ++i) {
+      if (pids[static_cast<size_t>(i)] != pid || !running[static_cast<size_t>(i)]) continue;
+      running[static_cast<size_t>(i)] = false;
+      --alive;
+      return i;
+    }
+    return -1;
+  };
   while (alive > 0) {
     int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid > 0) {
-      for (int i = 0; i < a.nproc; ++i) {
-        if (pids[static_cast<size_t>(i)] != pid || !running[static_cast<size_t>(i)]) continue;
-        running[static_cast<size_t>(i)] = false;
-        --alive;
-        const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        if (failed && code == 0 && !stopping) {
-          code = exit_code(status);
-          std::fprintf(stderr, "lorascope launch: rank %d (pid %d) %s; stopping the other ranks\n",
-                       a.node_rank * a.nproc + i, static_cast<int>(pid), describe(status).c_str());
+      int i = reaped(pid);
+      const bool failed = i >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      if (failed && !stopping) {
+        // A rank killed by a signal takes its peers' next collective down, and they exit 1 a
+        // moment later, sometimes reaped first: look briefly for a signalled rank to blame.
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        while (!WIFSIGNALED(status) && alive > 0 && std::chrono::steady_clock::now() < until) {
+          int other_status = 0;
+          const pid_t other = ::waitpid(-1, &other_status, WNOHANG);
+          const int j = other > 0 ? reaped(other) : -1;
+          if (j >= 0 && WIFSIGNALED(other_status)) pid = other, status = other_status, i = j;
+          if (other <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
-        if (failed && !stopping) {
-          stopping = true;
-          stop_all(SIGTERM);
-          kill_at = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(static_cast<int64_t>(a.grace_s * 1000));
-        }
+        code = exit_code(status);
+        std::fprintf(stderr, "lorascope launch: rank %d (pid %d) %s; stopping the other ranks\n",
+                     a.node_rank * a.nproc + i, static_cast<int>(pid), describe(status).c_str());
+        stopping = true;
+        stop_all(SIGTERM);
+        kill_at = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(static_cast<int64_t>(a.grace_s * 1000));
       }
       continue;
     }
