@@ -42,7 +42,8 @@ double max_rel(const at::Tensor& got, const at::Tensor& want) {
   return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
 }
 
-// LoRA-One: s B A = (1 / (gamma sigma_1)) (-G)_r, G the gradient of the mean loss over the
+// LoRA-One: s B A = (s / (gamma sigma_1)) (-G)_r (the authors' B A = (-G)_r / (gamma sigma_1), to
+// which the adapter's scaling s applies), G the gradient of the mean loss over the
 // first lora.init_batches training micro-batches. The reference: a session with PEFT's init
 // (B = 0, so the output is the base's), the adapted weights' gradient taken here by hand, and the
 // truncated SVD in float64.
@@ -72,11 +73,12 @@ TEST(GradientLoraInitTest, LoraOneIsOneProjectedStepOfTheFirstBatchesGradient) {
     const auto G = lin->weight.grad().to(at::kDouble);
     auto [U, S, Vh] = at::linalg_svd(-G, false);
     const int64_t r = 4;
-    const auto want = at::matmul(U.narrow(1, 0, r) * S.narrow(0, 0, r), Vh.narrow(0, 0, r)) /
-                      (8.0 * S[0].item<double>());
     const auto& got_lin = *got_layers.at(name);
+    const auto want = got_lin.scaling * at::matmul(U.narrow(1, 0, r) * S.narrow(0, 0, r), Vh.narrow(0, 0, r)) /
+                      (8.0 * S[0].item<double>());
     const auto got = got_lin.scaling * at::matmul(got_lin.lora_B->weight.to(at::kDouble), got_lin.lora_A->weight.to(at::kDouble));
-    EXPECT_LT(max_rel(got, want), 1e-5) << name;
+    EXPECT_LT(max_rel(got, want), 1e-5) << name << ": |got| " << got.abs().max().item<double>() << ", |want| "
+                                         << want.abs().max().item<double>();
     // LoRA-One leaves the base as it is.
     EXPECT_TRUE(at::equal(got_lin.weight, lin->weight.detach())) << name;
     ++checked;

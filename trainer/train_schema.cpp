@@ -155,7 +155,7 @@ void check_train_config(const json& c, const std::string& where) {
   }
   const auto& l = c.at("lora");
   for (const char* key : {"init_gamma", "init_batches"}) {
-    if (!l.at(key).is_null() && !lora_init_needs_gradient(l.at("init"))) {
+    if (l.contains(key) && !l.at(key).is_null() && !lora_init_needs_gradient(l.at("init"))) {
       throw ConfigError(where + ": lora." + key + ": applies to lora.init=lora_ga, lora_ga_peft or lora_one, not to "
                         "lora.init=" + l.at("init").get<std::string>());
     }
@@ -205,8 +205,8 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.lora.exclude = l.at("exclude").get<std::vector<std::string>>();
   t.lora.init = l.at("init");
   t.lora.init_scale = l.at("init_scale");
-  if (!l.at("init_gamma").is_null()) t.lora.init_gamma = l.at("init_gamma");
-  if (!l.at("init_batches").is_null()) t.init_batches = l.at("init_batches");
+  if (l.contains("init_gamma") && !l.at("init_gamma").is_null()) t.lora.init_gamma = l.at("init_gamma");
+  if (l.contains("init_batches") && !l.at("init_batches").is_null()) t.init_batches = l.at("init_batches");
   t.lora.modules_to_save = l.at("modules_to_save").get<std::vector<std::string>>();
   t.train_head = l.at("train_head");
   t.adapter_path = l.at("adapter");
