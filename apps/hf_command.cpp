@@ -43,6 +43,7 @@ struct HfArgs {
   int64_t num_labels = 0, r = 8, seed = 0;
   double alpha = 16, b_std = 0.02;
   bool rslora = false;
+  std::string init = "peft";  // random-adapter: lora.init
   std::vector<std::string> targets = {"q_proj", "v_proj"};
   HfEmbedOptions embed;
 };
@@ -196,12 +197,24 @@ void random_adapter(const HfArgs& a) {
   lora.alpha = a.alpha;
   lora.targets = a.targets;
   lora.rslora = a.rslora;
+  lora.init = a.init;
   if (model->head() == "classification") lora.modules_to_save = {model->head_module()};
   attach_lora(*model, lora, gen);
-  // PEFT's init has B = 0, an adapter that changes nothing; a random B makes the export testable.
   at::NoGradGuard no_grad;
-  for (auto& ad : find_adapters(*model)) ad.B.normal_(0, a.b_std, gen);
-  save_peft_adapter(*model, lora, a.out, a.model);
+  InitialAdapters initial;  // spectral / olora: exported with the starting factors (rank 2r)
+  if (lora_init_changes_base(lora.init)) {
+    for (const auto& ad : find_adapters(*model)) initial[ad.name] = {ad.A.clone(), ad.B.clone()};
+  }
+  // PEFT's init has B = 0, an adapter that changes nothing; a random B makes the export testable
+  // (added to a base-correcting init's B, so that the adapter differs from its start).
+  for (auto& ad : find_adapters(*model)) {
+    if (initial.empty()) {
+      ad.B.normal_(0, a.b_std, gen);
+    } else {
+      ad.B.add_(at::empty_like(ad.B).normal_(0, a.b_std, gen));
+    }
+  }
+  save_peft_adapter(*model, lora, a.out, a.model, &initial);
   std::fprintf(stderr, "hf random-adapter: %zu adapters -> %s\n", find_adapters(*model).size(), a.out.c_str());
 }
 
@@ -287,6 +300,10 @@ Command add_hf_command(CLI::App& app) {
   ra->add_option("--seed", a->seed, "seed");
   ra->add_option("--b-std", a->b_std, "std of lora_B");
   ra->add_flag("--rslora", a->rslora, "scaling alpha / sqrt(r) instead of alpha / r");
+  ra->add_option("--init", a->init,
+                 "peft | gaussian | spectral | olora (lora.init; spectral and olora export at rank 2r for the "
+                 "unmodified base, as PEFT converts PiSSA / OLoRA adapters)")
+      ->check(CLI::IsMember({"peft", "gaussian", "spectral", "olora"}));
   auto* tk = hf->add_subcommand("tokenize", "encode each line of a file as a JSON list per line (special tokens: --special-tokens)");
   tk->add_option("--tokenizer", a->tokenizer, "tokenizer.json or tokenizer.model")->required();
   tk->add_option("--in", a->input, "UTF-8 text, one example per line")->required();

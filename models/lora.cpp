@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "models/linear.h"
+#include "models/lora_init.h"
 #include "models/parameter_roles.h"
 
 namespace lorascope {
@@ -51,8 +52,13 @@ void validate(const LoraConfig& c) {
   if (c.r < 1) fail("r", "an integer >= 1", std::to_string(c.r));
   if (!(c.alpha > 0) || !std::isfinite(c.alpha)) fail("alpha", "a positive number", std::to_string(c.alpha));
   if (!(c.dropout >= 0 && c.dropout < 1)) fail("dropout", "a number in [0, 1)", std::to_string(c.dropout));
-  if (c.init != "peft" && c.init != "gaussian" && c.init != "spectral") {
-    fail("init", "one of peft, gaussian, spectral", "\"" + c.init + "\"");
+  static const std::vector<std::string> inits = {"peft", "gaussian", "spectral", "olora",
+                                                  "lora_ga", "lora_ga_peft", "lora_one"};
+  if (std::find(inits.begin(), inits.end(), c.init) == inits.end()) {
+    fail("init", "one of " + join(inits), "\"" + c.init + "\"");
+  }
+  if (lora_init_needs_gradient(c.init) && !(c.init_gamma > 0 && std::isfinite(c.init_gamma))) {
+    fail("init_gamma", "a positive number", std::to_string(c.init_gamma));
   }
   if (c.init == "gaussian" && !(c.init_scale > 0)) {
     fail("init_scale", "a positive number for gaussian init", std::to_string(c.init_scale));
@@ -137,6 +143,17 @@ void init_adapter(Linear& lin, const LoraConfig& c, int64_t r, double scaling, a
   } else if (c.init == "gaussian") {
     lin.add_adapter(at::empty({r, in}, f64).normal_(0, c.init_scale, gen), at::zeros({out, r}, f64), scaling,
                     c.dropout);
+  } else if (c.init == "olora") {
+    at::NoGradGuard no_grad;
+    const auto init = olora_init(lin.weight.detach().cpu(), r, scaling);
+    lin.add_adapter(init.A, init.B, scaling, c.dropout);
+    lin.weight.copy_(init.W);
+  } else if (lora_init_needs_gradient(c.init)) {
+    // A placeholder until apply_gradient_lora_init: PEFT's init, whose B = 0 leaves the output
+    // (and so the gradient the method reads) the base model's.
+    LoraConfig placeholder = c;
+    placeholder.init = "peft";
+    init_adapter(lin, placeholder, r, scaling, gen);
   } else {  // spectral (PiSSA): scaling B A = U_r S_r V_r^T, W <- W - scaling B A
     at::NoGradGuard no_grad;
     const auto W = lin.weight.detach().to(at::kCPU, at::kDouble);  // (out, in)
@@ -198,8 +215,11 @@ std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& 
     if (nl.second->has_adapter()) throw std::runtime_error("lora: " + nl.first + " already has an adapter");
     const int64_t k = std::min(nl.second->in_features(), nl.second->out_features());
     const int64_t r = lora_rank_alpha(config, nl.first).first;
-    if (config.init == "spectral" && r > k) {
-      fail("r", "at most min(out, in) = " + std::to_string(k) + " of " + nl.first + " for spectral init",
+    // The factors come from r (lora_ga: 2r) singular or QR directions of the weight.
+    const int64_t directions = config.init == "lora_ga" || config.init == "lora_ga_peft" ? 2 * r : r;
+    if (config.init != "peft" && config.init != "gaussian" && directions > k) {
+      fail("r", "at most " + std::string(directions > r ? "min(out, in) / 2 = " : "min(out, in) = ") +
+                    std::to_string(directions > r ? k / 2 : k) + " of " + nl.first + " for " + config.init + " init",
            std::to_string(r));
     }
   }
@@ -210,6 +230,49 @@ std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& 
 
   freeze_for_lora(model, prefixes);
   return find_adapters(model);
+}
+
+bool lora_init_changes_base(const std::string& init) {
+  return init == "spectral" || init == "olora" || init == "lora_ga" || init == "lora_ga_peft";
+}
+
+bool lora_init_needs_gradient(const std::string& init) {
+  return init == "lora_ga" || init == "lora_ga_peft" || init == "lora_one";
+}
+
+void apply_gradient_lora_init(torch::nn::Module& model, const LoraConfig& config,
+                              const std::map<std::string, at::Tensor>& gradients) {
+  if (!lora_init_needs_gradient(config.init)) {
+    throw std::invalid_argument("lora: init " + config.init + " is not computed from a gradient");
+  }
+  at::NoGradGuard no_grad;
+  std::vector<std::pair<std::shared_ptr<Linear>, LoraInitFactors>> inits;
+  for (const auto& [name, lin] : linear_layers_by_name(model)) {
+    if (!lin->has_adapter()) continue;
+    const auto g = gradients.find(name);
+    if (g == gradients.end()) throw std::invalid_argument("lora: " + name + ": no gradient for " + config.init + " init");
+    const auto W = lin->weight.detach().cpu();
+    const int64_t r = lin->lora_A->weight.size(0);
+    try {
+      if (config.init == "lora_one") {
+        LoraOneOptions o;
+        o.gamma = config.init_gamma;
+        inits.emplace_back(lin, lora_one_init(W, g->second, r, lin->scaling, o));
+      } else {
+        LoraGaOptions o;
+        o.stable_gamma = config.init_gamma;
+        o.flavor = config.init == "lora_ga_peft" ? LoraGaFlavor::Peft : LoraGaFlavor::Paper;
+        inits.emplace_back(lin, lora_ga_init(W, g->second, r, lin->scaling, o));
+      }
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("lora: " + name + ": " + e.what());
+    }
+  }
+  for (auto& [lin, init] : inits) {
+    lin->lora_A->weight.copy_(init.A);
+    lin->lora_B->weight.copy_(init.B);
+    lin->weight.copy_(init.W);
+  }
 }
 
 void freeze_for_lora(torch::nn::Module& model, const std::vector<std::string>& saved_prefixes) {

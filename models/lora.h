@@ -33,8 +33,15 @@ struct LoraConfig {
   // "spectral": A = sqrt(S_r) V_r^T, B = U_r sqrt(S_r) of the base weight's top-r SVD, scaled so
   //             that scaling * B A equals the top-r part, which is subtracted from the base
   //             weight (PiSSA-style) so the model output is unchanged at init.
+  // "olora":    B = Q_r, A = R_r of the base weight's thin QR, subtracted from the base (OLoRA,
+  //             PEFT's "olora"; models/lora_init.h).
+  // "lora_ga", "lora_ga_peft", "lora_one": from the full-weight gradient on the first training
+  //             batches (models/lora_init.h states each variant and its scaling). attach_lora
+  //             gives them the "peft" init (B = 0, so the output is the base's); the trainer then
+  //             computes the gradients and calls apply_gradient_lora_init.
   std::string init = "peft";
   double init_scale = 1e-3;
+  double init_gamma = 16;  // lora_ga / lora_ga_peft: stable gamma; lora_one: gamma
   // Modules trained in full besides the adapters (e.g. the classifier head "score").
   std::vector<std::string> modules_to_save;
   // PEFT's rank_pattern / alpha_pattern: a module whose dotted name matches a pattern (regex on
@@ -43,6 +50,13 @@ struct LoraConfig {
   std::vector<std::pair<std::string, int64_t>> rank_pattern;
   std::vector<std::pair<std::string, double>> alpha_pattern;
 };
+
+// Inits that subtract the adapter's starting product from the base weight (spectral, olora,
+// lora_ga, lora_ga_peft): their adapter is only valid with that modified base, and a PEFT export
+// carries the starting factors too (models/peft_adapter.h).
+bool lora_init_changes_base(const std::string& init);
+// Inits computed from the base weight's gradient (lora_ga, lora_ga_peft, lora_one).
+bool lora_init_needs_gradient(const std::string& init);
 
 // r and alpha of the module `name` under the config's patterns (PEFT's get_pattern_key).
 std::pair<int64_t, double> lora_rank_alpha(const LoraConfig& config, const std::string& name);
@@ -62,6 +76,12 @@ struct AdapterRef {
 // the unmatched target and listing the available linear layer names if a target matches nothing.
 std::vector<AdapterRef> attach_lora(torch::nn::Module& model, const LoraConfig& config,
                                     at::Generator& gen);
+// LoRA-GA / LoRA-One (config.init): replaces the placeholder factors of each adapted layer by the
+// method's factors from its base weight's gradient (`gradients`: layer name -> dL/dW (out, in),
+// one for every adapter), and corrects the base weight where the method does (lora_ga*). Every
+// layer is computed before any is changed, so a failure leaves the model as it was.
+void apply_gradient_lora_init(torch::nn::Module& model, const LoraConfig& config,
+                              const std::map<std::string, at::Tensor>& gradients);
 // The adapters of the model's role table (models/parameter_roles.h), in module order.
 std::vector<AdapterRef> find_adapters(torch::nn::Module& model);
 // Qualified names of every lorascope::Linear in the model.

@@ -31,8 +31,8 @@ void check_gradient(const std::string& method, const at::Tensor& W, const at::Te
 }
 
 // Rounds A and B to W's dtype; corrects the base with the rounded factors when asked.
-LoraInit finish(const at::Tensor& W, const at::Tensor& A64, const at::Tensor& B64, double scaling, bool correct) {
-  LoraInit out;
+LoraInitFactors finish(const at::Tensor& W, const at::Tensor& A64, const at::Tensor& B64, double scaling, bool correct) {
+  LoraInitFactors out;
   out.A = A64.to(W.options()).contiguous();
   out.B = B64.to(W.options()).contiguous();
   if (correct) {
@@ -46,7 +46,7 @@ LoraInit finish(const at::Tensor& W, const at::Tensor& A64, const at::Tensor& B6
 
 }  // namespace
 
-LoraInit lora_ga_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling, const LoraGaOptions& options) {
+LoraInitFactors lora_ga_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling, const LoraGaOptions& options) {
   check_common("lora_ga", W, r, scaling, 2);
   check_gradient("lora_ga", W, G);
   if (!(options.stable_gamma > 0)) fail("lora_ga", "stable_gamma must be > 0");
@@ -64,7 +64,7 @@ LoraInit lora_ga_init(const at::Tensor& W, const at::Tensor& G, int64_t r, doubl
   return finish(W, A, B, scaling, /*correct=*/true);
 }
 
-LoraInit lora_one_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling, const LoraOneOptions& options) {
+LoraInitFactors lora_one_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling, const LoraOneOptions& options) {
   check_common("lora_one", W, r, scaling, 1);
   check_gradient("lora_one", W, G);
   if (!(options.gamma > 0)) fail("lora_one", "gamma must be > 0");
@@ -78,7 +78,7 @@ LoraInit lora_one_init(const at::Tensor& W, const at::Tensor& G, int64_t r, doub
   return finish(W, A, B, scaling, /*correct=*/false);
 }
 
-LoraInit olora_init(const at::Tensor& W, int64_t r, double scaling) {
+LoraInitFactors olora_init(const at::Tensor& W, int64_t r, double scaling) {
   check_common("olora", W, r, scaling, 1);
   at::NoGradGuard no_grad;
   auto [Q, R] = at::linalg_qr(W.detach().to(at::kCPU, at::kDouble));  // reduced: (out, k), (k, in)

@@ -31,7 +31,7 @@
 
 namespace lorascope {
 
-struct LoraInit {
+struct LoraInitFactors {
   at::Tensor A;  // (r, in)
   at::Tensor B;  // (out, r)
   at::Tensor W;  // the base weight to use with them: W' for lora_ga / olora, W itself for lora_one
@@ -47,10 +47,10 @@ struct LoraOneOptions {
 };
 
 // Throw std::invalid_argument naming what is wrong (shapes, r, gamma, a zero gradient).
-LoraInit lora_ga_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling,
+LoraInitFactors lora_ga_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling,
                       const LoraGaOptions& options = {});
-LoraInit lora_one_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling,
+LoraInitFactors lora_one_init(const at::Tensor& W, const at::Tensor& G, int64_t r, double scaling,
                        const LoraOneOptions& options = {});
-LoraInit olora_init(const at::Tensor& W, int64_t r, double scaling);
+LoraInitFactors olora_init(const at::Tensor& W, int64_t r, double scaling);
 
 }  // namespace lorascope

@@ -102,11 +102,21 @@ json peft_adapter_config(const LoraConfig& lora, const std::string& task_type, c
           {"revision", nullptr}};
 }
 
-void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
-                       const std::string& base_model_name_or_path) {
-  if (lora.init == "spectral") {
-    throw std::runtime_error(dir + ": cannot export a spectral-init adapter in PEFT's format: it was trained "
-                             "against base weights minus their top-r part, which PEFT's base model lacks");
+void save_peft_adapter(SequenceModel& model, const LoraConfig& lora_in, const std::string& dir,
+                       const std::string& base_model_name_or_path, const InitialAdapters* initial) {
+  const bool converted = lora_init_changes_base(lora_in.init);
+  if (converted && initial == nullptr) {
+    throw std::runtime_error(dir + ": cannot export a " + lora_in.init + "-init adapter in PEFT's format without its "
+                             "starting factors: it was trained against a base weight minus its starting product, "
+                             "which PEFT's base model lacks");
+  }
+  LoraConfig lora = lora_in;
+  if (converted) {  // rank 2r at the same scaling (see the header)
+    const double alpha_factor = lora.rslora ? std::sqrt(2.0) : 2.0;
+    lora.r *= 2;
+    lora.alpha *= alpha_factor;
+    for (auto& [pattern, r] : lora.rank_pattern) r *= 2;
+    for (auto& [pattern, alpha] : lora.alpha_pattern) alpha *= alpha_factor;
   }
   const std::string family = hf_family(model.config());
   std::map<std::string, at::Tensor> tensors;
@@ -114,8 +124,16 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::
     if (!lin->has_adapter()) continue;
     if (lin->merged) throw std::runtime_error(dir + ": " + name + ": unmerge the adapter before exporting it");
     const std::string hf = kPrefix + hf_parameter_name(name, family);
-    tensors[hf + ".lora_A.weight"] = lin->lora_A->weight.detach().cpu();
-    tensors[hf + ".lora_B.weight"] = lin->lora_B->weight.detach().cpu();
+    auto A = lin->lora_A->weight.detach().cpu();
+    auto B = lin->lora_B->weight.detach().cpu();
+    if (converted) {
+      const auto it = initial->find(name);
+      if (it == initial->end()) throw std::runtime_error(dir + ": " + name + ": no starting factors to export with");
+      A = at::cat({A, it->second.first.to(A.options())}, 0);   // (2r, in)
+      B = at::cat({B, -it->second.second.to(B.options())}, 1);  // (out, 2r)
+    }
+    tensors[hf + ".lora_A.weight"] = A.contiguous();
+    tensors[hf + ".lora_B.weight"] = B.contiguous();
   }
   if (tensors.empty()) throw std::runtime_error(dir + ": the model has no LoRA adapters to export");
   const auto prefixes = modules_to_save_prefixes(model, lora.modules_to_save);

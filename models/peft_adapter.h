@@ -15,22 +15,33 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
+#include <utility>
 
 #include "models/lora.h"
 #include "models/sequence_model.h"
 
 namespace lorascope {
 
+// The starting factors (A0, B0) of each adapted layer (lorascope name) under an init that
+// subtracted s B0 A0 from the base weight (lora_init_changes_base: spectral, olora, lora_ga*).
+using InitialAdapters = std::map<std::string, std::pair<at::Tensor, at::Tensor>>;
+
 // Writes the model's adapters (and the parameters of lora.modules_to_save) to dir. lora gives
 // r, alpha, rslora, dropout and the target names recorded in adapter_config.json. Throws for a
-// spectral (PiSSA-style) init, whose adapter is only valid with its modified base weights, and
-// for a model without adapters.
+// model without adapters.
+// An adapter of an init that changed the base (lora_init_changes_base) is valid only with that
+// base; with its starting factors (`initial`) it is written as PEFT writes PiSSA / OLoRA /
+// LoRA-GA adapters for the unmodified base (save_pretrained's
+// path_initial_model_for_weight_conversion): rank 2r, lora_A = [A; A0], lora_B = [B, -B0], and
+// lora_alpha (and alpha_pattern) times 2, or sqrt(2) with rsLoRA, so the scaling is unchanged and
+// W + s (B A - B0 A0) = W' + s B A. Without `initial` such an adapter is refused.
 // A classifier on sentence-transformers pooling (config.pooling "mean" or "cls", MiniLM) is not
 // what PEFT's SEQ_CLS models compute: the export then also writes dir/README.md saying so
 // (pooled_head_readme) and the trainer warns.
 void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
-                       const std::string& base_model_name_or_path = "");
+                       const std::string& base_model_name_or_path = "", const InitialAdapters* initial = nullptr);
 std::string pooled_head_readme(const TransformerConfig& config);
 
 // Attaches the adapters stored in dir to a model without adapters, loads modules_to_save

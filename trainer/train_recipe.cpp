@@ -209,16 +209,13 @@ void finish_run(Session& s, const std::string& run_dir, json& summary) {
     summary["lora_r"] = c.lora.r;
   }
   if (c.mode == "finetune" && c.export_peft && !s.adapters().empty()) {
-    if (s.lora.init == "spectral") {
-      std::fprintf(stderr, "%s: no PEFT export for a spectral-init adapter (its base weights were changed)\n",
-                   c.name.c_str());
-    } else {
-      save_peft_adapter(*s.model, s.lora, run_dir + "/adapter", c.base);
-      summary["peft_adapter"] = run_dir + "/adapter";
-      if (s.classification && s.model->config().pooling != "pooler") {
-        std::fprintf(stderr, "%s: note: the PEFT export's head reads %s pooling, not transformers' pooler "
-                     "(see %s/adapter/README.md)\n", c.name.c_str(), s.model->config().pooling.c_str(), run_dir.c_str());
-      }
+    // An init that changed the base exports at rank 2r for the unmodified base (peft_adapter.h).
+    save_peft_adapter(*s.model, s.lora, run_dir + "/adapter", c.base, &s.initial_adapters);
+    summary["peft_adapter"] = run_dir + "/adapter";
+    if (lora_init_changes_base(s.lora.init)) summary["peft_adapter_rank"] = 2 * s.lora.r;
+    if (s.classification && s.model->config().pooling != "pooler") {
+      std::fprintf(stderr, "%s: note: the PEFT export's head reads %s pooling, not transformers' pooler "
+                   "(see %s/adapter/README.md)\n", c.name.c_str(), s.model->config().pooling.c_str(), run_dir.c_str());
     }
   }
   if (c.mode == "pretrain") {

@@ -66,7 +66,18 @@ ConfigSchema build() {
                 "linear layers to adapt: names or suffixes (q_proj,v_proj / query,value)");
   s.string("lora.target_regex", "", {}, "alternatively a full-match regex of module paths");
   s.string_list("lora.exclude", json::array(), "module paths never adapted");
-  s.string("lora.init", "peft", {"peft", "gaussian", "spectral"}, "adapter initialization");
+  s.string("lora.init", "peft", {"peft", "gaussian", "spectral", "olora", "lora_ga", "lora_ga_peft", "lora_one"},
+           "adapter initialization: peft (A Kaiming-uniform, B = 0), gaussian, spectral (PiSSA), olora (QR of W), "
+           "lora_ga (LoRA-GA's ArB2r + stable scaling), lora_ga_peft (PEFT 0.21's LoRA-GA), lora_one (one "
+           "projected gradient step); models/lora_init.h");
+  auto& gamma = s.number("lora.init_gamma", nullptr,
+                         "lora_ga / lora_ga_peft: stable gamma; lora_one: gamma (default 16, the authors')");
+  gamma.min = 0;
+  gamma.min_exclusive = true;
+  auto& init_batches = s.integer("lora.init_batches", nullptr,
+                                 "lora_ga / lora_ga_peft / lora_one: training micro-batches whose mean-loss "
+                                 "gradient the init reads (default 8, at most an epoch's)");
+  init_batches.min = 1;
   auto& scale = s.number("lora.init_scale", 1e-3, "gaussian: std of lora_A");
   scale.min = 0;
   scale.min_exclusive = true;
@@ -145,6 +156,17 @@ void check_train_config(const json& c, const std::string& where) {
       c.at("mode") == "pretrain") {
     throw ConfigError(where + ": data.max_len: expected <= model.max_positions - 2");
   }
+  const auto& l = c.at("lora");
+  for (const char* key : {"init_gamma", "init_batches"}) {
+    if (l.contains(key) && !l.at(key).is_null() && !lora_init_needs_gradient(l.at("init"))) {
+      throw ConfigError(where + ": lora." + key + ": applies to lora.init=lora_ga, lora_ga_peft or lora_one, not to "
+                        "lora.init=" + l.at("init").get<std::string>());
+    }
+  }
+  if (lora_init_needs_gradient(l.at("init")) && !l.at("adapter").get<std::string>().empty()) {
+    throw ConfigError(where + ": lora.init: " + l.at("init").get<std::string>() +
+                      " initialises fresh adapters; lora.adapter starts from saved ones (drop one of them)");
+  }
   check_optimizer_config(c, where);
 }
 
@@ -186,6 +208,8 @@ TrainConfig TrainConfig::from_json(const json& c) {
   t.lora.exclude = l.at("exclude").get<std::vector<std::string>>();
   t.lora.init = l.at("init");
   t.lora.init_scale = l.at("init_scale");
+  if (l.contains("init_gamma") && !l.at("init_gamma").is_null()) t.lora.init_gamma = l.at("init_gamma");
+  if (l.contains("init_batches") && !l.at("init_batches").is_null()) t.init_batches = l.at("init_batches");
   t.lora.modules_to_save = l.at("modules_to_save").get<std::vector<std::string>>();
   t.train_head = l.at("train_head");
   t.adapter_path = l.at("adapter");

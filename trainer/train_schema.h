@@ -33,6 +33,7 @@ struct TrainConfig {
   LoraConfig lora;
   std::string adapter_path;  // finetune: PEFT adapter to start from ("" = fresh adapters)
   bool export_peft = true;
+  int64_t init_batches = 8;  // lora.init_batches: micro-batches of a gradient-based init
   bool train_head = true;  // classification: train the new head when modules_to_save is empty
   nlohmann::json optim, schedule;
   int64_t epochs = 1, max_steps = 0, batch_size = 16, grad_accum = 1;

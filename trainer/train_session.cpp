@@ -10,6 +10,7 @@
 
 #include "data/matrix_json.h"
 #include "models/hf_checkpoint.h"
+#include "models/linear.h"
 #include "models/peft_adapter.h"
 #include "models/safetensors.h"
 #include "optim/muon.h"
@@ -18,6 +19,7 @@
 #include "trainer/autocast_guard.h"
 #include "trainer/device.h"
 #include "trainer/evaluation_sample.h"
+#include "trainer/gradient_init.h"
 #include "trainer/memory_budget.h"
 #include "trainer/optimizer_factory.h"
 #include "trainer/sequence_loss.h"
@@ -200,6 +202,15 @@ void setup(Session& s, const std::string& run_dir) {
   uint64_t model_bytes = 0;
   for (const auto& p : s.model->parameters()) model_bytes += static_cast<uint64_t>(p.numel() * p.element_size());
   with_memory_context([&] { s.model->to(s.device); }, model_bytes, "the model's weights", s.device.str());
+  // LoRA-GA / LoRA-One read the base's gradient on the first batches (on the device, after .to()).
+  if (lora_init_needs_gradient(s.lora.init)) initialize_adapters_from_gradient(s);
+  if (lora_init_changes_base(s.lora.init)) {  // a PEFT export carries the starting factors too
+    for (const auto& [name, lin] : linear_layers_by_name(*s.model)) {
+      if (lin->has_adapter()) {
+        s.initial_adapters[name] = {lin->lora_A->weight.detach().cpu().clone(), lin->lora_B->weight.detach().cpu().clone()};
+      }
+    }
+  }
   // 4. roles (after .to(), which may replace the tensors), then the optimizer groups they route to
   assign_roles(s, saved);
   s.groups = route_parameters(s.roles, routing_rules(c.optim, c.mode == "pretrain"));
@@ -225,7 +236,9 @@ at::Tensor to_device(const at::Tensor& t, const at::Device& d) {
   return t.pin_memory().to(d, /*non_blocking=*/true);
 }
 
-at::Tensor forward(Session& s, const Batch& b) {
+}  // namespace
+
+at::Tensor forward_batch(Session& s, const Batch& b) {
   auto ids = to_device(b.input_ids, s.device);
   // A batch without padding (checked here, on the host copy) goes without a mask: the model
   // then takes causal attention's fused kernel and needs no device-to-host check for padding.
@@ -236,6 +249,8 @@ at::Tensor forward(Session& s, const Batch& b) {
   AutocastGuard autocast(s.device.type(), s.cfg.bf16);  // forward only, as torch.autocast
   return s.model->forward(ids, mask, types);
 }
+
+namespace {
 
 // The step's loss and global gradient norm in one device-to-host transfer; names the first
 // parameter with a non-finite gradient.
@@ -279,7 +294,7 @@ StepResult train_step(Session& s, const std::vector<Batch>& micro, int64_t step,
     if (s.reducer && i + 1 == micro.size()) s.reducer->arm();  // gradients final after this backward
     if (hi <= lo) continue;
     const Batch b = s.comm ? slice_rows(global, lo, hi) : global;
-    const auto logits = forward(s, b);
+    const auto logits = forward_batch(s, b);
     const auto loss = loss_sum(logits, to_device(b.labels, s.device), s.classification) / count;
     loss.backward();
     accum = accum.defined() ? accum + loss.detach() : loss.detach();
@@ -326,7 +341,7 @@ json evaluate(Session& s, const std::vector<TokenizedExample>& data) {
   s.model->eval();
   double loss_total = 0, count = 0, correct = 0, rows = 0;
   for (const auto& b : epoch_batches(s, data, 0, false)) {
-    const auto logits = forward(s, b);
+    const auto logits = forward_batch(s, b);
     loss_total += loss_sum(logits, to_device(b.labels, s.device), s.classification).item<double>();
     count += loss_count(b.labels, s.classification);
     if (s.classification) {

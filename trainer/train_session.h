@@ -15,6 +15,7 @@
 #include "data/tokenizer.h"
 #include "models/lora.h"
 #include "models/parameter_roles.h"
+#include "models/peft_adapter.h"
 #include "models/sequence_model.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
@@ -44,6 +45,7 @@ struct Session {
   int64_t skipped_records = 0;  // malformed dataset records left out (data.skip_malformed)
   bool classification = false;
   LoraConfig lora;                 // as attached or imported (what a PEFT export records)
+  InitialAdapters initial_adapters;  // starting factors of an init that changed the base (export)
   std::vector<std::string> trained;  // names of the tensors a checkpoint holds
   nlohmann::json base_fingerprint;   // of the frozen tensors (null for full training)
   // Data parallel (null comm: one process).
@@ -65,6 +67,10 @@ void check_grad_accum(const TrainConfig& c, int64_t micro_batches, int64_t examp
 // Builds the session; run_dir receives a trained tokenizer (pretrain). Throws ConfigError on
 // unusable input (a grad_accum beyond an epoch's micro-batches, a tokenizer that does not fit).
 void setup(Session& s, const std::string& run_dir);
+
+// The model's logits for one batch on the session's device (mask only where padded, token type
+// ids where the batch has them, bf16 autocast when configured).
+at::Tensor forward_batch(Session& s, const Batch& b);
 
 // One epoch's micro-batches of `data` (shuffled by seed and epoch for training).
 std::vector<Batch> epoch_batches(const Session& s, const std::vector<TokenizedExample>& data, int64_t epoch,

@@ -134,7 +134,7 @@ TensorMap run_init(const Settings& s, const TensorMap& in) {
   for (int k = 0, L = layer_count(in); k < L; ++k) {
     const auto key = std::to_string(k);
     const auto W = need(in, "W" + key);
-    lorascope::LoraInit init;
+    lorascope::LoraInitFactors init;
     if (s.method == "olora") {
       init = lorascope::olora_init(W, s.rank, s.scaling);
     } else if (s.method == "lora_ga" || s.method == "lora_ga_peft") {
