@@ -17,7 +17,7 @@ import json
 import os
 
 import interop_common as ic
-from check_peft import BASES, TOL, Env, batch
+from check_peft import TOL, Env, batch
 
 CASES = [  # name, architecture, lorascope init, PEFT init, rslora
     ("llama_causal_lm pissa", "LlamaForCausalLM", "spectral", "pissa", False),
@@ -34,7 +34,7 @@ def read_json(path):
 
 
 def peft_model(env, arch, peft_init, rslora):
-    task = "SEQ_CLS" if "Sequence" in arch else "CAUSAL_LM"
+    task = ic.peft_task(arch)
     cfg = env.peft.LoraConfig(r=R, lora_alpha=ALPHA, lora_dropout=0.0, bias="none", init_lora_weights=peft_init,
                               use_rslora=rslora, target_modules=TARGETS[arch], task_type=task)
     return env.peft.get_peft_model(env.load(arch), cfg).eval()
@@ -56,7 +56,7 @@ def init_case(env, rep, name, arch, ours_init, peft_init, rslora):
     tag = "init_" + "_".join(name.split())
     adapter = os.path.join(env.a.work, tag)
     ic.lorascope(env.a.lorascope, "hf", "random-adapter", "--model", env.base_dir(arch), "--out", adapter, "--head",
-                 env.head(arch), "--r", R, "--alpha", ALPHA, "--targets", ",".join(TARGETS[arch]), "--seed", 3,
+                 ic.head(arch), "--r", R, "--alpha", ALPHA, "--targets", ",".join(TARGETS[arch]), "--seed", 3,
                  "--b-std", 0.05, "--init", ours_init, *(["--rslora"] if rslora else []))
     cfg = read_json(os.path.join(adapter, "adapter_config.json"))
     scaling = ALPHA / (R ** 0.5 if rslora else R)
@@ -83,8 +83,7 @@ def init_case(env, rep, name, arch, ours_init, peft_init, rslora):
         rep.close(f"{name}: starting factors A0, B0 vs PEFT's olora", worst_factor, TOL)
 
     # lorascope -> PEFT: the converted adapter on the unmodified base.
-    c = BASES[arch]
-    ids, mask = batch(torch, c["vocab_size"], c["pad_token_id"])
+    ids, mask = batch(torch, arch)
     ls = env.ls_logits(tag, arch, ids, mask, adapter)
     loaded = env.peft.PeftModel.from_pretrained(env.load(arch), adapter).eval()
     peft_logits = env.hf_logits(loaded, ids, mask)
@@ -111,8 +110,7 @@ def import_case(env, rep, name, arch, ours_init, peft_init, rslora):
             if ".lora_" in n:
                 p.add_(0.05 * torch.randn_like(p))
     pm.save_pretrained(converted, path_initial_model_for_weight_conversion=initial)
-    c = BASES[arch]
-    ids, mask = batch(torch, c["vocab_size"], c["pad_token_id"])
+    ids, mask = batch(torch, arch)
     ref = env.hf_logits(pm, ids, mask)
     ours = env.ls_logits(tag, arch, ids, mask, converted)
     cfg = read_json(os.path.join(converted, "adapter_config.json"))
