@@ -156,12 +156,7 @@ TEST(GradientLoraInitTest, ResumedLoraGaRunContinuesTheSameTrajectory) {
   auto doc = init_doc(fx, base, "lora_ga");
   doc["lora"]["init_batches"] = 2;
   const auto a_dir = fx.dir / "a", b_dir = fx.dir / "b";
-  ASSERT_EQ(run_train(fx.spec(doc), a_dir.string(), false).status, "completed");
-  ASSERT_EQ(run_train(fx.spec(doc, {"train.halt_at_step=10"}), b_dir.string(), false).status, "halted");
-  ASSERT_EQ(run_train(fx.spec(doc), b_dir.string(), true).status, "completed");
-  const auto ra = records(a_dir / "metrics.jsonl"), rb = records(b_dir / "metrics.jsonl");
-  ASSERT_EQ(ra.size(), rb.size());
-  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
+  expect_resume_continues(fx, doc, 10, a_dir, b_dir);
   const auto summary = read_json_file((a_dir / "summary.json").string());
   EXPECT_EQ(summary["peft_adapter_rank"], 8);
 }

@@ -62,14 +62,8 @@ TEST(TrainerTest, ResumeFromCheckpointContinuesTheSameTrajectory) {
   const auto base = fx.pretrain();
   const auto doc = fx.finetune_doc(base);
   const auto a_dir = fx.dir / "a", b_dir = fx.dir / "b";
-  ASSERT_EQ(run_train(fx.spec(doc), a_dir.string(), false).status, "completed");
   // Killed after step 10 (last checkpoint at 6), then resumed.
-  ASSERT_EQ(run_train(fx.spec(doc, {"train.halt_at_step=10"}), b_dir.string(), false).status, "halted");
-  ASSERT_EQ(run_train(fx.spec(doc), b_dir.string(), true).status, "completed");
-
-  const auto ra = records(a_dir / "metrics.jsonl"), rb = records(b_dir / "metrics.jsonl");
-  ASSERT_EQ(ra.size(), rb.size());
-  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
+  expect_resume_continues(fx, doc, 10, a_dir, b_dir);
   auto wa = load_tensor_dict((a_dir / "checkpoints/step_18/trained.pt").string());
   auto wb = load_tensor_dict((b_dir / "checkpoints/step_18/trained.pt").string());
   ASSERT_EQ(wa.size(), wb.size());

@@ -139,4 +139,17 @@ inline LoraClassifier lora_with_grads() {
   return out;
 }
 
+// Runs doc uninterrupted into a/, and killed after step `halt` then resumed into b/: the two
+// metrics.jsonl must be equal line by line (the same trajectory).
+inline void expect_resume_continues(const Fixture& fx, const json& doc, int halt, const fs::path& a,
+                                    const fs::path& b) {
+  ASSERT_EQ(run_train(fx.spec(doc), a.string(), false).status, "completed");
+  ASSERT_EQ(run_train(fx.spec(doc, {"train.halt_at_step=" + std::to_string(halt)}), b.string(), false).status,
+            "halted");
+  ASSERT_EQ(run_train(fx.spec(doc), b.string(), true).status, "completed");
+  const auto ra = records(a / "metrics.jsonl"), rb = records(b / "metrics.jsonl");
+  ASSERT_EQ(ra.size(), rb.size());
+  for (size_t i = 0; i < ra.size(); ++i) EXPECT_EQ(ra[i], rb[i]) << "line " << i;
+}
+
 }  // namespace lorascope

@@ -17,7 +17,7 @@ import json
 import os
 
 import interop_common as ic
-from check_peft import TOL, Env, batch
+from check_peft import TOL, Env, batch, check_peft_loads
 
 CASES = [  # name, architecture, lorascope init, PEFT init, rslora
     ("llama_causal_lm pissa", "LlamaForCausalLM", "spectral", "pissa", False),
@@ -83,14 +83,7 @@ def init_case(env, rep, name, arch, ours_init, peft_init, rslora):
         rep.close(f"{name}: starting factors A0, B0 vs PEFT's olora", worst_factor, TOL)
 
     # lorascope -> PEFT: the converted adapter on the unmodified base.
-    ids, mask = batch(torch, arch)
-    ls = env.ls_logits(tag, arch, ids, mask, adapter)
-    loaded = env.peft.PeftModel.from_pretrained(env.load(arch), adapter).eval()
-    peft_logits = env.hf_logits(loaded, ids, mask)
-    moved = env.err(env.hf_logits(env.load(arch), ids, mask), peft_logits, mask)
-    err = env.err(ls, peft_logits, mask)
-    rep.check(f"lorascope->peft {name}", err <= TOL and moved > 100 * TOL,
-              f"max rel err {err:.2e}; the adapter moves PEFT's logits by {moved:.2e} (must be > {100 * TOL:.0e})", TOL)
+    check_peft_loads(env, rep, name, arch, tag, adapter)
 
 
 def import_case(env, rep, name, arch, ours_init, peft_init, rslora):

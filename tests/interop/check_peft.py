@@ -93,7 +93,13 @@ def export_case(env, rep, name, arch, targets, rslora):
     args = ["hf", "random-adapter", "--model", env.base_dir(arch), "--out", adapter, "--head", ic.head(arch),
             "--r", 4, "--alpha", 8, "--targets", ",".join(targets), "--seed", 3, "--b-std", 0.1]
     ic.lorascope(env.a.lorascope, *args, *(["--rslora"] if rslora else []))
-    ids, mask = batch(torch, arch)
+    check_peft_loads(env, rep, name, arch, tag, adapter)
+
+
+def check_peft_loads(env, rep, name, arch, tag, adapter):
+    """A lorascope-written adapter: PeftModel.from_pretrained's logits equal `lorascope hf logits
+    --adapter` and differ from the base model's (so the adapter is really applied)."""
+    ids, mask = batch(env.torch, arch)
     ours = env.ls_logits(tag, arch, ids, mask, adapter)
     pm = env.peft.PeftModel.from_pretrained(env.load(arch), adapter).eval()
     ref = env.hf_logits(pm, ids, mask)
