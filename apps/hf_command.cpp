@@ -201,10 +201,7 @@ void random_adapter(const HfArgs& a) {
   if (model->head() == "classification") lora.modules_to_save = {model->head_module()};
   attach_lora(*model, lora, gen);
   at::NoGradGuard no_grad;
-  InitialAdapters initial;  // spectral / olora: exported with the starting factors (rank 2r)
-  if (lora_init_changes_base(lora.init)) {
-    for (const auto& ad : find_adapters(*model)) initial[ad.name] = {ad.A.clone(), ad.B.clone()};
-  }
+  const auto initial = starting_factors(*model, lora);  // spectral / olora: exported at rank 2r
   // PEFT's init has B = 0, an adapter that changes nothing; a random B makes the export testable
   // (added to a base-correcting init's B, so that the adapter differs from its start).
   for (auto& ad : find_adapters(*model)) {

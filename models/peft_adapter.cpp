@@ -102,6 +102,13 @@ json peft_adapter_config(const LoraConfig& lora, const std::string& task_type, c
           {"revision", nullptr}};
 }
 
+InitialAdapters starting_factors(torch::nn::Module& model, const LoraConfig& lora) {
+  InitialAdapters out;
+  if (!lora_init_changes_base(lora.init)) return out;
+  for (const auto& a : find_adapters(model)) out[a.name] = {a.A.detach().cpu().clone(), a.B.detach().cpu().clone()};
+  return out;
+}
+
 void save_peft_adapter(SequenceModel& model, const LoraConfig& lora_in, const std::string& dir,
                        const std::string& base_model_name_or_path, const InitialAdapters* initial) {
   const bool converted = lora_init_changes_base(lora_in.init);

@@ -27,6 +27,9 @@ namespace lorascope {
 // The starting factors (A0, B0) of each adapted layer (lorascope name) under an init that
 // subtracted s B0 A0 from the base weight (lora_init_changes_base: spectral, olora, lora_ga*).
 using InitialAdapters = std::map<std::string, std::pair<at::Tensor, at::Tensor>>;
+// Copies (on the CPU) of the model's adapter factors as they are now, right after an init that
+// changed the base; empty for any other init (nothing to carry into an export).
+InitialAdapters starting_factors(torch::nn::Module& model, const LoraConfig& lora);
 
 // Writes the model's adapters (and the parameters of lora.modules_to_save) to dir. lora gives
 // r, alpha, rslora, dropout and the target names recorded in adapter_config.json. Throws for a

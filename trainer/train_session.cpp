@@ -10,7 +10,6 @@
 
 #include "data/matrix_json.h"
 #include "models/hf_checkpoint.h"
-#include "models/linear.h"
 #include "models/peft_adapter.h"
 #include "models/safetensors.h"
 #include "optim/muon.h"
@@ -204,13 +203,7 @@ void setup(Session& s, const std::string& run_dir) {
   with_memory_context([&] { s.model->to(s.device); }, model_bytes, "the model's weights", s.device.str());
   // LoRA-GA / LoRA-One read the base's gradient on the first batches (on the device, after .to()).
   if (lora_init_needs_gradient(s.lora.init)) initialize_adapters_from_gradient(s);
-  if (lora_init_changes_base(s.lora.init)) {  // a PEFT export carries the starting factors too
-    for (const auto& [name, lin] : linear_layers_by_name(*s.model)) {
-      if (lin->has_adapter()) {
-        s.initial_adapters[name] = {lin->lora_A->weight.detach().cpu().clone(), lin->lora_B->weight.detach().cpu().clone()};
-      }
-    }
-  }
+  s.initial_adapters = starting_factors(*s.model, s.lora);  // a PEFT export carries them (peft_adapter.h)
   // 4. roles (after .to(), which may replace the tensors), then the optimizer groups they route to
   assign_roles(s, saved);
   s.groups = route_parameters(s.roles, routing_rules(c.optim, c.mode == "pretrain"));
