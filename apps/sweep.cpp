@@ -55,6 +55,8 @@ int run_sweep(const SweepArgs& a, const SweepSpec& spec) {
     }
   }
   if (spec.after_validation) spec.after_validation();
+  // A folder made here and left empty by a failing first run is removed again (nothing written).
+  const bool made_out = spec.writer && !fs::exists(a.out);
   if (spec.writer) fs::create_directories(a.out);
   json index = {{"command", spec.command}, {"config", a.config}, {"sets", a.sets},
                 {"runs", json::array()}};
@@ -72,6 +74,8 @@ int run_sweep(const SweepArgs& a, const SweepSpec& spec) {
       result = spec.run(r, dir.string(), a.resume);
     } catch (...) {
       if (!aside.empty() && !fs::exists(dir)) fs::rename(aside, dir);
+      std::error_code ec;
+      if (made_out && fs::is_empty(a.out, ec)) fs::remove(a.out, ec);
       throw;
     }
     if (!aside.empty()) fs::remove_all(aside);

@@ -10,6 +10,7 @@
 #include "models/linear.h"
 #include "models/peft_adapter.h"
 #include "models/safetensors.h"
+#include "tests/cli_fixtures.h"
 #include "tests/train_fixtures.h"
 #include "trainer/sequence_loss.h"
 #include "trainer/train_session.h"
@@ -159,6 +160,23 @@ TEST(GradientLoraInitTest, ResumedLoraGaRunContinuesTheSameTrajectory) {
   expect_resume_continues(fx, doc, 10, a_dir, b_dir);
   const auto summary = read_json_file((a_dir / "summary.json").string());
   EXPECT_EQ(summary["peft_adapter_rank"], 8);
+}
+
+// A rank the layers cannot hold is found only when the adapters are attached (setup): the run
+// still exits 2 naming the layer, and the output folder it had made is gone again.
+TEST(GradientLoraInitTest, RankTooLargeForTheInitExitsTwoAndLeavesNoOutputFolder) {
+  Fixture fx("initrank");
+  const auto base = fx.pretrain();
+  auto doc = init_doc(fx, base, "olora");
+  doc["lora"]["r"] = 40;  // the layers are 32 wide
+  const auto cfg = fx.dir / "rank.json";
+  std::ofstream(cfg) << doc.dump();
+  const auto out = fx.dir / "out";
+  const auto r = fixtures::lorascope_cli("finetune --config " + cfg.string() + " --out " + out.string());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("lora: r: expected at most min(out, in) = 32"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("for olora init, got 40"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 }  // namespace
