@@ -28,7 +28,8 @@ Checks:
                      (PEFT refuses other dtypes), tolerance 1e-5 relative.
   lora_ga_peft       preprocess_loraga + init_lora_weights="lora_ga" (ArB2r, stable, gamma 16) vs
                      lora_ga_init(flavor Peft) on the gradient PEFT averaged; singular vectors are
-                     compared up to the sign of each pair. float32, 1e-4 relative.
+                     compared up to the sign of each pair. float32, 1e-4 relative. (The trainer's
+                     gradient collection for it, end to end against PEFT: check_gradient_init.py.)
 Prints PASS/FAIL/SKIP lines; exits 1 if any check failed.
 """
 import argparse
