@@ -202,7 +202,8 @@ def lorascope_factors(a, base, tsv, init, init_batches, tag):
             B = state[k.replace(".lora_A.", ".lora_B.")]
             A0, B0 = A[R:], -B[:, R:]
             got[k.split(".lora_A.")[0].replace("base_model.model.", "")] = (A0, B0)
-            moved = max(moved, ic.rel_err(SCALING * B[:, :R].double() @ A[:R].double(), SCALING * B0.double() @ A0.double()))
+            moved = max(moved, ic.rel_err(SCALING * B[:, :R].double() @ A[:R].double(),
+                                          SCALING * B0.double() @ A0.double()))
     return got, moved, p.stderr
 
 
