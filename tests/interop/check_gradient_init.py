@@ -44,6 +44,8 @@ Checks (one line each):
                    all 6 and says "an epoch has 6 micro-batches": N = 48 rows in 6 batches of at
                    most 8 confirms that every batch has 8 (the equal-size assumption). Both its
                    factors are scale-free in G: it cannot see a wrong 1/count, lora_ga_peft can.
+  lora_one vs float64      lora.init = lora_one (not in PEFT): s B A = s (-G)_r / (gamma sigma_1) on
+                   the float64 gradient; its export is rank r, the factors after the 1e-9 step.
   negative control lorascope with lora.init_batches 5 (one batch left out, so the gradient depends
                    on its shuffled order) must differ from PEFT by more than 100 x the tolerance:
                    the comparison can fail.
@@ -59,7 +61,8 @@ Seen to fail (2026-12-03, each perturbation undone): PEFT's train_step given 5 o
 (gradient 0.41, lora_ga_peft vs PEFT 0.59 / 1.44 / 1.23: 4 FAIL); trainer/gradient_init.cpp summing
 the 6 batch means instead of averaging them (lora_ga_peft vs PEFT and float64: 35 / 5.0: 5 FAIL;
 lora_ga still passes, its factors do not depend on the gradient's scale); B0 read as +lora_B[:, r:]
-(export sign 2.0: 1 FAIL, the sign-aligned comparisons cannot see it).
+(export sign 2.0: 1 FAIL, the sign-aligned comparisons cannot see it); the lora_one reference
+built from +G instead of -G (2.0: 1 FAIL).
 """
 import json
 import os
@@ -179,7 +182,8 @@ def kappa(torch, G):
 def lorascope_factors(a, base, tsv, init, init_batches, tag):
     """Runs `lorascope finetune` (1 step at lr 1e-9) and returns ({module: (A0, B0)} from its rank-2r
     export, max over modules of rel_err(s B A, s B0 A0) with A, B the factors after that step,
-    lorascope's stderr)."""
+    lorascope's stderr). lora_one keeps the base, so its export is rank r: (A, B) after the step,
+    which at lr 1e-9 are the starting factors to ~1e-8 relative; the second value is then 0."""
     from safetensors.torch import load_file
     cfg = {"name": tag, "seed": 0, "base": base, "device": ic.device(),
            "data": {"kind": "glue_tsv", "path": tsv, "max_len": 32, "validation_fraction": 0, "test_fraction": 0},
@@ -193,13 +197,17 @@ def lorascope_factors(a, base, tsv, init, init_batches, tag):
     adapter = os.path.join(out, tag, "adapter")
     with open(os.path.join(adapter, "adapter_config.json")) as f:
         acfg = json.load(f)
-    if acfg["r"] != 2 * R:
-        raise RuntimeError(f"{adapter}: r {acfg['r']}, expected the rank-2r export ({2 * R}) of a base-changing init")
+    rank = R if init == "lora_one" else 2 * R
+    if acfg["r"] != rank:
+        raise RuntimeError(f"{adapter}: r {acfg['r']}, expected {rank} (rank 2r: the export of a base-changing init)")
     state = load_file(os.path.join(adapter, "adapter_model.safetensors"))
     got, moved = {}, 0.0
     for k, A in state.items():
         if ".lora_A." in k:
             B = state[k.replace(".lora_A.", ".lora_B.")]
+            if init == "lora_one":
+                got[k.split(".lora_A.")[0].replace("base_model.model.", "")] = (A, B)
+                continue
             A0, B0 = A[R:], -B[:, R:]
             got[k.split(".lora_A.")[0].replace("base_model.model.", "")] = (A0, B0)
             moved = max(moved, ic.rel_err(SCALING * B[:, :R].double() @ A[:R].double(),
@@ -286,6 +294,17 @@ def run(a, rep, torch, transformers, peft):
     proj, fac, prod = compare(paper, {n: float64_init(torch, G, "paper") for n, G in G64.items()})
     close(rep, "lora_ga (paper flavor) vs float64: A0^T A0, B0 B0^T", proj, tol_edge)
     close(rep, "lora_ga (paper flavor) vs float64: A0, B0, s B0 A0 (signs aligned)", max(fac, prod), tol)
+
+    # LoRA-One (not in PEFT): s B A = (s / (gamma sigma_1)) (-G)_r, free of singular-vector signs but
+    # not of G's sign; it depends on the subspace after sigma_r only.
+    one, _, _ = lorascope_factors(a, base, tsv, "lora_one", n_batches, "lora_one")
+    worst = 0.0
+    for n, G in G64.items():
+        U, S, Vh = torch.linalg.svd(-G, full_matrices=False)
+        want = SCALING / (GAMMA * S[0]) * (U[:, :R] * S[:R]) @ Vh[:R]
+        A, B = one[n]
+        worst = max(worst, ic.rel_err(SCALING * B.double() @ A.double(), want))
+    close(rep, "lora_one vs float64: s B A = s (-G)_r / (gamma sigma_1)", worst, tol_edge)
 
     # One micro-batch left out: a different gradient, which the comparison above must see.
     short, _, _ = lorascope_factors(a, base, tsv, "lora_ga_peft", n_batches - 1, "negative_control")
