@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The trainer's LoRA-GA init end to end against PEFT's LoRA-GA path, on the same data.
+"""The trainer's gradient-based LoRA inits end to end: LoRA-GA against PEFT's path on the same data.
 
     python check_gradient_init.py --lorascope build/lorascope --work /tmp/w --data .cache/data
 
@@ -32,6 +32,7 @@ is an exact SVD up to float32 rounding (it is randomized, and would differ, for 
 Checks (one line each):
   gradient         PEFT's averaged gradient (_peft_loraga_grad) vs the float64 gradient of the mean
                    loss over all N examples in one batch: confirms the averaging above. 1e-5.
+  export sign      s B A after the lr-1e-9 step vs s B0 A0 (would be 2 with lora_B = [B, +B0]). 1e-5.
   lora_ga_peft vs PEFT     lorascope's A0, B0 vs PEFT's lora_A, lora_B: sign-invariant A0^T A0 and
                    B0 B0^T, then the factors and s B0 A0 with each A row / B column flipped to
                    PEFT's sign (singular vectors are unique up to sign; B0 A0 pairs v_i with
@@ -45,7 +46,8 @@ Checks (one line each):
                    most 8 confirms that every batch has 8 (the equal-size assumption). Both its
                    factors are scale-free in G: it cannot see a wrong 1/count, lora_ga_peft can.
   lora_one vs float64      lora.init = lora_one (not in PEFT): s B A = s (-G)_r / (gamma sigma_1) on
-                   the float64 gradient; its export is rank r, the factors after the 1e-9 step.
+                   the float64 gradient (sign-free but for G's own sign; tolerance as A0^T A0's);
+                   its export is rank r, the factors after the 1e-9 step.
   negative control lorascope with lora.init_batches 5 (one batch left out, so the gradient depends
                    on its shuffled order) must differ from PEFT by more than 100 x the tolerance:
                    the comparison can fail.
