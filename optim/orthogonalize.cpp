@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "optim/polar_express.h"
+#include "optim/gram_newton_schulz.h"
 #include "optim/small_matrix.h"
 #include "optim/thin_polar.h"
 
@@ -118,14 +119,17 @@ at::Tensor orthogonalize(const at::Tensor& M, const OrthoOptions& options) {
       return out;
     }
     case OrthoKind::NewtonSchulz: {
-      if (small_cpu_batch(M)) {
-        return per_matrix_cpu(M, [&](const at::Tensor& m, at::Tensor& o) {
+      auto kernel = [&](const at::Tensor& m, at::Tensor& o) {
+        if (gram_newton_schulz_applies(m)) {
+          gram_newton_schulz(m, options.ns_steps, options.ns_eps, o);
+        } else {
           small::newton_schulz(m, options.ns_steps, options.ns_eps, o);
-        });
-      }
+        }
+      };
+      if (small_cpu_batch(M)) return per_matrix_cpu(M, kernel);
       if (!fast) return newton_schulz(M, options.ns_steps, options.ns_eps);
       auto out = at::empty_like(M, at::MemoryFormat::Contiguous);
-      small::newton_schulz(M, options.ns_steps, options.ns_eps, out);
+      kernel(M, out);
       return out;
     }
     case OrthoKind::ThinExact: return orthogonalize_thin(M);

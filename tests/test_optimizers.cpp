@@ -11,6 +11,7 @@
 #include "optim/muon.h"
 #include "optim/sgd.h"
 #include "optim/state_io.h"
+#include "optim/thin_muon_step.h"
 #include "tests/tensor_fixtures.h"
 
 namespace lorascope {
@@ -110,6 +111,52 @@ TEST(MuonTest, GroupedStepEqualsPerParameterLoop) {
       EXPECT_GT(max_abs(grouped[0] - randn(shapes[0], 10)), 1e-3);  // it did move
     }
   }
+}
+
+TEST(MuonTest, FusedThinFactorStepFollowsTheSeparateFormInFloat64) {
+  // LoRA factors on the CPU take thin_muon_step (momentum, Gram Newton-Schulz and the decayed
+  // update fused). Reference: the update rule written out in float64 with the direct
+  // Newton-Schulz iteration; the float32 fused step must follow it to float32 rounding.
+  for (auto shape : std::vector<std::vector<int64_t>>{{8, 1024}, {1024, 8}}) {
+    for (bool nesterov : {false, true}) {
+      MuonOptions o;
+      o.lr = 0.02;
+      o.momentum = 0.95;
+      o.nesterov = nesterov;
+      o.lr_scaling = LrScaling::MatchAdamwRms;
+      o.weight_decay = 0.1;
+      auto p = randn(shape, 5).to(at::kFloat);
+      const auto p0 = p.to(at::kDouble);
+      auto ref = p0.clone(), buf = at::zeros_like(ref);
+      Muon muon({p}, o);
+      const double scale = muon_lr_scale(shape[0], shape[1], o.lr_scaling);
+      for (int step = 0; step < 5; ++step) {
+        const auto g = randn(shape, 100 + step);
+        p.mutable_grad() = g.to(at::kFloat);
+        ASSERT_TRUE(thin_muon_step_applies(p, o));
+        buf = g + 0.95 * buf;
+        const auto d = nesterov ? g + 0.95 * buf : buf;
+        ref = ref * (1 - 0.02 * 0.1) - 0.02 * scale * newton_schulz(d, 5);
+        muon.step();
+      }
+      // Storing W in float32 alone costs up to 2^-24 |W| per step; beyond that, 1e-5 of the motion.
+      const double floor = 5 * std::ldexp(max_abs(p0), -24);
+      EXPECT_LT(max_abs(p.to(at::kDouble) - ref), floor + 1e-5 * max_abs(ref - p0))
+          << shape[0] << "x" << shape[1] << " nesterov " << nesterov;
+    }
+  }
+  // Where the fused step does not apply, the separate form runs.
+  MuonOptions o;
+  auto square = at::zeros({16, 16}, at::kFloat);
+  square.mutable_grad() = at::ones_like(square);
+  EXPECT_FALSE(thin_muon_step_applies(square, o));
+  auto thin_bf16 = at::zeros({8, 1024}, at::kBFloat16);
+  thin_bf16.mutable_grad() = at::ones_like(thin_bf16);
+  EXPECT_FALSE(thin_muon_step_applies(thin_bf16, o));
+  auto thin = at::zeros({8, 1024}, at::kFloat);
+  thin.mutable_grad() = at::ones_like(thin);
+  EXPECT_TRUE(thin_muon_step_applies(thin, o));
+  EXPECT_FALSE(thin_muon_step_applies(thin, specgd_options()));
 }
 
 TEST(AdamWTest, MatchesWrittenOutUpdateInFloat64) {
