@@ -44,11 +44,11 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  // Training with more than one thread: OpenMP threads that wait without spinning (see
-  // trainer/threads.h; the process is started again once, before any work).
+  // Training with more than one thread: OpenMP threads whose waiting suits the machine's load
+  // (trainer/threads.h; the process is started again once, before any work).
   const std::string command = app.get_subcommands().front()->get_name();
   if (threads != 1 && (command == "pretrain" || command == "finetune" || command == "compare")) {
-    lorascope::reexec_with_passive_openmp_wait("/proc/self/exe", argv);
+    lorascope::reexec_with_bounded_openmp_wait("/proc/self/exe", argv);
   }
   try {
     lorascope::configure_threads(threads);

@@ -4,7 +4,9 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace lorascope {
@@ -36,11 +38,22 @@ int configure_threads(int requested) {
   return n;
 }
 
-void reexec_with_passive_openmp_wait(const char* exe, char** argv) {
+const char* openmp_wait_for_load(double load_average) {
+  return load_average >= 0.5 ? "PASSIVE" : "SPIN_BRIEFLY";
+}
+
+void reexec_with_bounded_openmp_wait(const char* exe, char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
-  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+  double load = 1.0;  // unknown: assume shared
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &load) != 1) load = 1.0;
+    std::fclose(f);
+  }
+  const bool passive = std::string(openmp_wait_for_load(load)) == "PASSIVE";
+  const char* name = passive ? "OMP_WAIT_POLICY" : "GOMP_SPINCOUNT";
+  if (setenv(name, passive ? "PASSIVE" : "3000", 1) != 0) return;
   execv(exe, argv);
-  unsetenv("OMP_WAIT_POLICY");  // exec failed: carry on as we were
+  unsetenv(name);  // exec failed: carry on as we were
 }
 
 }  // namespace lorascope
