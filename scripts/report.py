@@ -165,8 +165,17 @@ def save(fig, out, fname, written, legend_rows=0):
 
 
 def optim_label(run):
+    """The optimizer and the variant options that change what it does (LoRA+, Riemannian
+    preconditioning, Muon on one factor), so that runs differing only in those are told apart."""
     o = run["optim"]
     s = str(o.get("name") or run["summary"].get("optimizer") or "?")
+    ratio = num(o.get("lora_plus_ratio", 1.0))
+    if math.isfinite(ratio) and ratio != 1.0:
+        s += f" + LoRA+ {ratio:g}"
+    if o.get("precondition") not in (None, "", "none"):
+        s += f" + {o['precondition']}"
+    if o.get("muon_on") not in (None, "", "both"):
+        s += f" on {o['muon_on']}"
     return s + (f" lr={num(o['lr']):g}" if math.isfinite(num(o.get("lr"))) else "")
 
 

@@ -146,7 +146,7 @@ TEST(TrainerTest, CompareSweepsLearningRatesAndReportsEachBest) {
   doc.erase("optim");
   doc["train"] = {{"max_steps", 4}, {"batch_size", 8}, {"log_every", 2}};
   doc["runs"] = json::array({{{"name", "muon"}, {"optim.name", "muon"}, {"sweep.lr", {0.005, 0.02}}},
-                             {{"name", "adamw"}, {"optim.name", "adamw"},
+                             {{"name", "adamw"}, {"optim.name", "adamw"}, {"optim.lora_plus_ratio", 4},
                               {"sweep", {{"lr", {{"from", 1e-3}, {"to", 1e-2}, {"points", 2}}}}}}});
   const auto config = fx.dir / "sweep.json";
   std::ofstream(config) << doc.dump();
@@ -183,6 +183,8 @@ TEST(TrainerTest, CompareSweepsLearningRatesAndReportsEachBest) {
   std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("## Best of each learning-rate sweep"), std::string::npos);
   EXPECT_NE(text.find("by validation accuracy"), std::string::npos);
+  // Runs are labelled with the variant that ran, not only the optimizer's name.
+  EXPECT_NE(text.find("| adamw + LoRA+ 4 lr=0.001 |"), std::string::npos);
   // The spectral figures are those of each optimizer's best point only.
   for (const auto& group : sweep["groups"]) {
     for (const auto& p : group["points"]) {
