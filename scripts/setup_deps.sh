@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages lorascope needs, only those missing (idempotent). Further
 # packages named as arguments join them (scripts/fuzz.sh: clang libclang-rt-14-dev).
 set -euo pipefail
-packages=(g++ cmake make ninja-build libtorch-dev libopenblas0-openmp nlohmann-json3-dev libcli11-dev
+packages=(g++ cmake make ninja-build libtorch-dev libopenblas0-openmp libopenblas-dev nlohmann-json3-dev libcli11-dev
           libeigen3-dev libgtest-dev libsentencepiece-dev libgloo-dev libpcre2-dev python3-matplotlib python3-numpy "$@")
 missing=()
 for p in "${packages[@]}"; do
