@@ -159,7 +159,7 @@ TEST(OptimizerDefaultsTest, MuonAndSpecGDMeanWhatTheirUsersExpect) {
 // the sample evaluated during training holds the classes in proportion and is the same every time.
 TEST(EvaluationSampleTest, StratifiedSeededAndFixed) {
   std::vector<TokenizedExample> ordered;
-  for (int i = 0; i < 90; ++i) ordered.push_back({{1, 2, i}, i < 60 ? 0 : 1, 0});  // 60 ham, then 30 spam
+  for (int i = 0; i < 90; ++i) ordered.push_back({{1, 2, i}, i < 60 ? 0 : 1, 0, {}});  // 60 ham, then 30 spam
   const auto s = evaluation_sample(ordered, 30, 7, true);
   ASSERT_EQ(s.size(), 30u);
   int spam = 0;
