@@ -38,19 +38,12 @@ std::vector<fs::path> own_event_files(const fs::path& dir) {
 
 // Every record of RUN/metrics.jsonl; a torn last line is skipped, a malformed earlier one is bad input.
 std::vector<json> read_records(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path.string() + ": not found (a run directory has metrics.jsonl)");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  if (!fs::exists(path)) throw ConfigError(path.string() + ": not found (a run directory has metrics.jsonl)");
   std::vector<json> out;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].empty()) continue;
-    try {
-      out.push_back(parse_json_text(lines[i], path.string() + ":" + std::to_string(i + 1)));
-    } catch (const JsonFileError& e) {
-      if (i + 1 == lines.size()) break;  // a torn last line of a killed run
-      throw ConfigError(e.what());
-    }
+  try {
+    for (auto& line : read_json_lines(path.string())) out.push_back(std::move(line.value));
+  } catch (const JsonFileError& e) {
+    throw ConfigError(e.what());
   }
   return out;
 }

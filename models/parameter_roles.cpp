@@ -1,5 +1,6 @@
 #include "models/parameter_roles.h"
 
+#include <algorithm>
 #include <map>
 
 #include "models/linear.h"
@@ -62,6 +63,22 @@ ParameterRoles parameter_roles(torch::nn::Module& model, const RoleRules& rules)
       }
     }
     out.parameters.push_back(std::move(rp));
+  }
+  if (!rules.full_training) {
+    // A module inside another one listed ("classifier.dense" of a loaded adapter beside the head
+    // "classifier") is saved with it.
+    const auto inside = [&](const std::string& prefix) {
+      for (const auto& other : rules.trained_in_full) {
+        if (other != prefix && starts_with(prefix, other)) return true;
+      }
+      return false;
+    };
+    for (const auto& prefix : rules.trained_in_full) {
+      const std::string module = prefix.substr(0, prefix.size() - (prefix.empty() || prefix.back() != '.' ? 0 : 1));
+      if (module.empty() || inside(prefix)) continue;
+      auto& list = out.trained_in_full_modules;
+      if (std::find(list.begin(), list.end(), module) == list.end()) list.push_back(module);
+    }
   }
   return out;
 }

@@ -46,6 +46,9 @@ struct RoleRules {
 struct ParameterRoles {
   std::vector<RoledParameter> parameters;  // model order
   std::vector<AdapterRef> adapters;        // module order; A and B are the live factors
+  // LoRA fine-tuning: the modules trained in full (RoleRules::trained_in_full without the final
+  // ".", each once, none inside another), what a PEFT export lists as modules_to_save.
+  std::vector<std::string> trained_in_full_modules;
 
   std::vector<at::Tensor> trainable() const;
   std::vector<std::string> trainable_names() const;

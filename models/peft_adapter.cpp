@@ -109,8 +109,17 @@ InitialAdapters starting_factors(torch::nn::Module& model, const LoraConfig& lor
   return out;
 }
 
-void save_peft_adapter(SequenceModel& model, const LoraConfig& lora_in, const std::string& dir,
+void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
                        const std::string& base_model_name_or_path, const InitialAdapters* initial) {
+  RoleRules rules;
+  rules.trained_in_full = modules_to_save_prefixes(model, lora.modules_to_save);
+  rules.head_module = model.head_module();
+  save_peft_adapter(model, parameter_roles(model, rules), lora, dir, base_model_name_or_path, initial);
+}
+
+void save_peft_adapter(SequenceModel& model, const ParameterRoles& roles, const LoraConfig& lora_in,
+                       const std::string& dir, const std::string& base_model_name_or_path,
+                       const InitialAdapters* initial) {
   const bool converted = lora_init_changes_base(lora_in.init);
   if (converted && initial == nullptr) {
     throw std::runtime_error(dir + ": cannot export a " + lora_in.init + "-init adapter in PEFT's format without its "
@@ -118,6 +127,7 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora_in, const st
                              "which PEFT's base model lacks");
   }
   LoraConfig lora = lora_in;
+  lora.modules_to_save = roles.trained_in_full_modules;  // what trained in full, as the table says
   if (converted) {  // rank 2r at the same scaling (see the header)
     const double alpha_factor = lora.rslora ? std::sqrt(2.0) : 2.0;
     lora.r *= 2;
@@ -126,13 +136,17 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora_in, const st
     for (auto& [pattern, alpha] : lora.alpha_pattern) alpha *= alpha_factor;
   }
   const std::string family = hf_family(model.config());
+  const auto linears = linear_layers_by_name(model);
   std::map<std::string, at::Tensor> tensors;
-  for (const auto& [name, lin] : linear_layers_by_name(model)) {
-    if (!lin->has_adapter()) continue;
-    if (lin->merged) throw std::runtime_error(dir + ": " + name + ": unmerge the adapter before exporting it");
+  for (const auto& adapter : roles.adapters) {
+    const auto& name = adapter.name;
+    const auto lin = linears.find(name);
+    if (lin != linears.end() && lin->second->merged) {
+      throw std::runtime_error(dir + ": " + name + ": unmerge the adapter before exporting it");
+    }
     const std::string hf = kPrefix + hf_parameter_name(name, family);
-    auto A = lin->lora_A->weight.detach().cpu();
-    auto B = lin->lora_B->weight.detach().cpu();
+    auto A = adapter.A.detach().cpu();
+    auto B = adapter.B.detach().cpu();
     if (converted) {
       const auto it = initial->find(name);
       if (it == initial->end()) throw std::runtime_error(dir + ": " + name + ": no starting factors to export with");
@@ -143,10 +157,9 @@ void save_peft_adapter(SequenceModel& model, const LoraConfig& lora_in, const st
     tensors[hf + ".lora_B.weight"] = B.contiguous();
   }
   if (tensors.empty()) throw std::runtime_error(dir + ": the model has no LoRA adapters to export");
-  const auto prefixes = modules_to_save_prefixes(model, lora.modules_to_save);
-  for (const auto& p : model.named_parameters(true)) {
-    for (const auto& prefix : prefixes) {
-      if (p.key().rfind(prefix, 0) == 0) tensors[kPrefix + hf_parameter_name(p.key(), family)] = p.value().detach().cpu();
+  for (const auto& p : roles.parameters) {
+    if (p.role == ParameterRole::TrainedInFull) {
+      tensors[kPrefix + hf_parameter_name(p.name, family)] = p.tensor.detach().cpu();
     }
   }
   const std::string task = model.head() == "classification" ? "SEQ_CLS" : "CAUSAL_LM";

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "models/lora.h"
+#include "models/parameter_roles.h"
 #include "models/sequence_model.h"
 
 namespace lorascope {
@@ -45,6 +46,14 @@ InitialAdapters starting_factors(torch::nn::Module& model, const LoraConfig& lor
 // (pooled_head_readme) and the trainer warns.
 void save_peft_adapter(SequenceModel& model, const LoraConfig& lora, const std::string& dir,
                        const std::string& base_model_name_or_path = "", const InitialAdapters* initial = nullptr);
+// The same from the model's role table (models/parameter_roles.h), which says what trained: the
+// adapters of roles.adapters, and the parameters whose role is trained_in_full, listed in
+// adapter_config.json as roles.trained_in_full_modules (lora.modules_to_save is not read: a run
+// started from a PEFT adapter trains the modules_to_save of that adapter). The overload above
+// builds the table from lora.modules_to_save.
+void save_peft_adapter(SequenceModel& model, const ParameterRoles& roles, const LoraConfig& lora,
+                       const std::string& dir, const std::string& base_model_name_or_path = "",
+                       const InitialAdapters* initial = nullptr);
 std::string pooled_head_readme(const TransformerConfig& config);
 
 // Attaches the adapters stored in dir to a model without adapters, loads modules_to_save

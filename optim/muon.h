@@ -31,7 +31,10 @@ double muon_lr_scale(int64_t rows, int64_t cols, LrScaling scaling);
 
 // The defaults are Muon as its users know it (KellerJordan/Muon, torch.optim.Muon): momentum
 // 0.95, Nesterov, 5 Newton-Schulz steps. specgd_options() gives the paper's exact SpecGD. The
-// config schema (trainer/optimizer_factory.cpp) takes its defaults from these two.
+// config schema (trainer/optimizer_factory.cpp) takes its momentum, Nesterov and orthogonalizer
+// defaults from these two, and ns_steps. Not lr: optim.lr is one key for every
+// optimizer, default 0.01, and a config always sets lr here from it; 0.02 (KellerJordan/Muon's)
+// applies only where Muon is built directly (benchmarks, tests).
 struct MuonOptions {
   double lr = 0.02;
   double momentum = 0.95;  // 0 gives SpecGD

@@ -16,6 +16,24 @@ fi
 if [ ! -f "$log" ]; then
   echo "FAIL: $log: no build log (run scripts/build.sh first)"; exit 1
 fi
+# The count means something only if every object of ours is compiled with the warning flags
+# (CMakeLists.txt LORASCOPE_WARNING_FLAGS): a target without them hides its warnings. Checked in
+# the build files next to the log (Ninja's build.ninja, or Make's flags.make files); googletest
+# built from source is third-party and keeps its own flags.
+build_dir=$(dirname "$log")
+unflagged=""
+if [ -f "$build_dir/build.ninja" ]; then
+  unflagged=$(awk '/^build [^:]*: CXX_COMPILER__/ { obj = $2; sub(/:$/, "", obj); next }
+                   /^  FLAGS = / && obj != "" { if (obj !~ /googletest/ && ($0 !~ / -Wall( |$)/ || $0 !~ / -Wextra( |$)/)) print obj; obj = "" }' \
+              "$build_dir/build.ninja")
+elif [ -d "$build_dir/CMakeFiles" ]; then
+  unflagged=$(find "$build_dir" -name flags.make -not -path '*googletest*' -exec grep -L -e '-Wall.*-Wextra' {} + || true)
+fi
+if [ -n "$unflagged" ]; then
+  echo "FAIL: compiled without -Wall -Wextra ($(echo "$unflagged" | wc -l) objects), e.g.:"
+  echo "$unflagged" | head -5
+  status=1
+fi
 count=$(grep -c 'warning:' "$log" || true)
 if [ "$count" -ne 0 ]; then
   echo "FAIL: $log: $count compiler warnings; the first ones:"

@@ -156,8 +156,12 @@ TEST(AdapterGeometryTest, UpdatedTopSvdMatchesFullSvdForEveryShapeAndSolver) {
       // Singular vectors up to sign, and the cosines PEFT's rule reads.
       EXPECT_LT(max_abs_diff(at::matmul(top.U.t(), ref.U).abs().diagonal(), at::ones({k}, at::kDouble)), 1e-8) << where;
       EXPECT_LT(max_abs_diff(top.base_cos.abs().amax(0), ref.cos), 1e-8) << where;
-      if (solver == TopSvdSolver::kKrylov) EXPECT_GT(top.krylov_dim, 0) << where;
-      if (solver == TopSvdSolver::kDense) EXPECT_EQ(top.krylov_dim, 0) << where;
+      if (solver == TopSvdSolver::kKrylov) {
+        EXPECT_GT(top.krylov_dim, 0) << where;
+      }
+      if (solver == TopSvdSolver::kDense) {
+        EXPECT_EQ(top.krylov_dim, 0) << where;
+      }
       const auto intr = intruder_dimensions(top, 0.5);
       EXPECT_EQ(intr.count, ref.intruders) << where;
       EXPECT_NEAR(intr.max_sv, ref.intruder_sv, 1e-10 * ref.sv[0].item<double>()) << where;

@@ -15,7 +15,7 @@ namespace lorascope {
 namespace {
 
 TokenizedExample ex(std::vector<int64_t> ids, int64_t label = -1, int64_t prompt_len = 0) {
-  return {std::move(ids), label, prompt_len};
+  return {std::move(ids), label, prompt_len, {}};
 }
 
 std::vector<int64_t> row(const at::Tensor& t, int64_t i) {

@@ -263,7 +263,9 @@ TEST(EosClaimsTest, TwoCycleStartsAtTheLemma1Threshold) {
     EXPECT_GT(pred->second, 10);
     // The printed g (eta L in z) predicts a different orbit: the simulation rules it out.
     const auto misprint = two_cycle_values(10, 3, 2 * f * thr, /*eta_factor=*/3);
-    if (misprint) EXPECT_GT(std::abs(misprint->first - values[0]), 0.1) << f;
+    if (misprint) {
+      EXPECT_GT(std::abs(misprint->first - values[0]), 0.1) << f;
+    }
 
     // Sharpness in the 2-cycle: one point above 2/eta, the other below.
     const auto last2 = above.summary["sharpness_last2"];
@@ -339,7 +341,9 @@ TEST(EosClaimsTest, InitsAlignTheLayersAndKeepThemNearlyBalanced) {
     EXPECT_LT(p.summary["final_loss"].get<double>(), 1e-20) << init;
     // alpha I and the zero W_L have any vectors as singular vectors: only the random inits
     // start measurably misaligned.
-    if (std::string(init) != "unbalanced") EXPECT_GT(first["subspace_dist"].get<double>(), 1) << init;
+    if (std::string(init) != "unbalanced") {
+      EXPECT_GT(first["subspace_dist"].get<double>(), 1) << init;
+    }
   }
 }
 

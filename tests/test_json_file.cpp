@@ -1,12 +1,16 @@
 // util/json_file.h: the one JSON reader. Every failure is one line that names the file (with the
 // parser's line and column) or the key, and what was expected (issue 15 item 9).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 
+#include "trainer/metrics_writer.h"
+#include "trainer/run_analysis.h"
 #include "util/json_file.h"
 
 namespace lorascope {
@@ -71,6 +75,50 @@ TEST(JsonFileTest, InMemoryTextNamesWhere) {
   } catch (const JsonFileError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("data.jsonl:12: not valid JSON: ", 0), 0u) << e.what();
   }
+}
+
+std::string error_of_call(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Audit 15 item 4: the one JSON-lines reader. A bad line names PATH:LINE; the last line, the
+// torn write of a killed run, is left out; both readers of metrics.jsonl in trainer/ go through it.
+TEST(JsonFileTest, JsonLinesNameTheFileAndLineOfABadLine) {
+  const auto good = write_file("good.jsonl", "{\"step\": 1}\n\n{\"step\": 2}\n");
+  const auto lines = read_json_lines(good.string());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1].number, 3);
+  EXPECT_EQ(lines[1].text, "{\"step\": 2}");
+  EXPECT_EQ(lines[1].value["step"], 2);
+
+  const auto bad = write_file("bad.jsonl", "{\"step\": 1}\n{\"step\": 2,}\n{\"step\": 3}\n");
+  const std::string where = bad.string() + ":2: not valid JSON: ";
+  std::string e = error_of_call([&] { read_json_lines(bad.string()); });
+  EXPECT_EQ(e.rfind(where, 0), 0u) << e;
+  e = error_of_call([&] { truncate_jsonl_after(bad.string(), 5); });  // a resumed run's log
+  EXPECT_EQ(e.rfind(where, 0), 0u) << e;
+  const fs::path run = fs::temp_directory_path() / ("lorascope_json_file_run_" + std::to_string(::getpid()));
+  fs::create_directories(run);
+  fs::copy_file(bad, run / "metrics.jsonl", fs::copy_options::overwrite_existing);
+  e = error_of_call([&] { geometry_history(run.string()); });  // lorascope analyze
+  EXPECT_EQ(e.rfind((run / "metrics.jsonl").string() + ":2: not valid JSON: ", 0), 0u) << e;
+  fs::remove_all(run);
+
+  const auto torn = write_file("torn.jsonl", "{\"step\": 1}\n{\"step\": 9}\n{\"step\": 3, \"lo");
+  EXPECT_EQ(read_json_lines(torn.string()).size(), 2u);
+  truncate_jsonl_after(torn.string(), 5);
+  std::ifstream in(torn);
+  const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "{\"step\": 1}\n");
+
+  const std::string none = (fs::temp_directory_path() / "lorascope_json_file_none.jsonl").string();
+  EXPECT_TRUE(read_json_lines(none, /*missing_ok=*/true).empty());
+  EXPECT_EQ(error_of_call([&] { read_json_lines(none); }), none + ": cannot open file");
 }
 
 struct FieldCase {

@@ -187,7 +187,9 @@ TEST(LlamaTest, ForwardShapesAndCausality) {
     auto changed = ids.clone();
     changed.select(1, t).fill_(1);
     const auto other = m->forward(changed, at::ones_like(ids));
-    if (t > 0) EXPECT_LT(max_diff(other.narrow(1, 0, t), logits.narrow(1, 0, t)), 1e-12) << t;
+    if (t > 0) {
+      EXPECT_LT(max_diff(other.narrow(1, 0, t), logits.narrow(1, 0, t)), 1e-12) << t;
+    }
     EXPECT_GT(max_diff(other.select(1, t), logits.select(1, t)), 1e-6) << t;
   }
   EXPECT_THROW(m->forward(ids.to(at::kInt), {}), std::invalid_argument);

@@ -150,7 +150,9 @@ TEST(OptimizerKeysTest, LoraFaFreezesAAndStepsBWithPreconditionedHFAdamW) {
   const json o = optim_with_defaults({{"name", "lora_fa"}});
   const auto routed = routed_step(o, 2);
   for (const auto& [n, d] : routed) {
-    if (is(n, "lora_A")) EXPECT_EQ(d.abs().max().item<double>(), 0.0) << n;
+    if (is(n, "lora_A")) {
+      EXPECT_EQ(d.abs().max().item<double>(), 0.0) << n;
+    }
   }
   expect_same(direct_step(
                   ParameterRole::AdapterB,

@@ -127,7 +127,9 @@ TEST(RankAccuracyTest, TraceSquaredLimitHasZeroLossAndEq33Error) {
     EXPECT_LT(s["final_loss"].get<double>(), 1e-16) << "r " << r;
     EXPECT_LT(s["limit_gap_eq32"].get<double>(), 1e-8) << "r " << r;
     EXPECT_NEAR(s["final_rel_error"].get<double>(), s["rel_error_eq33"].get<double>(), 1e-8);
-    if (r == 1) EXPECT_NEAR(s["final_rel_error"].get<double>(), std::sqrt(n - 1.0), 1e-8);
+    if (r == 1) {
+      EXPECT_NEAR(s["final_rel_error"].get<double>(), std::sqrt(n - 1.0), 1e-8);
+    }
     // Y X has rank r: its r-th singular value is far from 0.
     EXPECT_GT(s["final_sv"][r - 1].get<double>(), 1e-3);
   }
@@ -156,7 +158,9 @@ TEST(RankAccuracyTest, MonteCarloMeanSquaredErrorMatchesEq34) {
     for (int i = 0; i < samples; ++i) {
       const double R = relative_error_limit(at::randn({rank, n}, gen, f64) * 0.4);
       sum += R * R;
-      if (rank == 1) ASSERT_NEAR(R, std::sqrt(n - 1.0), 1e-9);  // X0^T X0 is rank one
+      if (rank == 1) {
+        ASSERT_NEAR(R, std::sqrt(n - 1.0), 1e-9);  // X0^T X0 is rank one
+      }
     }
     const double mean = sum / samples, expected = expected_squared_relative_error(n, rank);
     std::printf("E[R^2] n %lld r %lld: Monte Carlo %.4f, eq. (34) %.4f\n", static_cast<long long>(n),

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,7 @@
 
 #include "data/matrix_json.h"
 #include "models/parameter_roles.h"
+#include "models/safetensors.h"
 #include "models/sequence_model.h"
 #include "optim/adamw.h"
 #include "optim/hybrid.h"
@@ -157,7 +159,7 @@ TEST(OptimizerDefaultsTest, MuonAndSpecGDMeanWhatTheirUsersExpect) {
 // the sample evaluated during training holds the classes in proportion and is the same every time.
 TEST(EvaluationSampleTest, StratifiedSeededAndFixed) {
   std::vector<TokenizedExample> ordered;
-  for (int i = 0; i < 90; ++i) ordered.push_back({{1, 2, i}, i < 60 ? 0 : 1, 0});  // 60 ham, then 30 spam
+  for (int i = 0; i < 90; ++i) ordered.push_back({{1, 2, i}, i < 60 ? 0 : 1, 0, {}});  // 60 ham, then 30 spam
   const auto s = evaluation_sample(ordered, 30, 7, true);
   ASSERT_EQ(s.size(), 30u);
   int spam = 0;
@@ -209,6 +211,117 @@ TEST(GradAccumulationTest, StepLossIsTheMeanOverAllTargetsOfTheStep) {
   const double scale = big.abs().max().item<double>();
   EXPECT_LT((accumulated - big).abs().max().item<double>(), 1e-6 * scale);
   EXPECT_GT((old_rule - big).abs().max().item<double>(), 0.05 * scale);  // the check can fail
+}
+
+// Defect 5 through the trainer itself: train_step with two micro-batches of very different
+// target counts (4 and 28: prompts and padding, as SFT batches have them) gives the loss and the
+// gradients of one batch holding all four examples, the mean over all 32 targets. Both are checked
+// against a float64 copy of the model fed one unpadded example at a time, cross entropy by hand.
+TEST(GradAccumulationTest, TrainStepOfUnevenMicroBatchesIsOneBatchOfBoth) {
+  const auto cfg = tiny_config("llama");
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  // (length, prompt_len): targets are the ids after the prompt, 2 + 2 in the first micro-batch,
+  // 15 + 13 in the second; each micro-batch pads its shorter example.
+  std::vector<TokenizedExample> data;
+  for (const auto& [len, prompt] : std::vector<std::pair<int64_t, int64_t>>{{5, 3}, {9, 7}, {16, 1}, {14, 0}}) {
+    TokenizedExample ex;
+    const auto ids = at::randint(1, cfg.vocab_size, {len}, gen, at::kLong);
+    ex.ids.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + len);
+    ex.prompt_len = prompt;
+    data.push_back(ex);
+  }
+  Session s;
+  s.model = make_model(cfg, "causal_lm", 0, gen);
+  RoleRules rules;
+  rules.full_training = true;
+  rules.head_module = s.model->head_module();
+  s.roles = parameter_roles(*s.model, rules);
+  apply_roles(s.roles);
+  const json o = optim_with_defaults({{"name", "adamw"}});
+  s.groups = route_parameters(s.roles, routing_rules(o, true));
+  s.optimizer = make_routed_optimizer(o, s.groups);
+
+  // float64 reference: per micro-batch, the sum of its targets' negative log-likelihoods and its
+  // gradient.
+  auto ref = make_model(cfg, "causal_lm", 0, gen);
+  ref->to(at::kDouble);
+  {
+    at::NoGradGuard no_grad;
+    const auto src = s.model->named_parameters(true);
+    for (auto& p : ref->named_parameters(true)) p.value().copy_(src[p.key()]);
+  }
+  for (auto& p : ref->parameters()) p.set_requires_grad(true);
+  double nll[2] = {0, 0}, n[2] = {0, 0};
+  std::map<std::string, at::Tensor> G[2];
+  for (int part = 0; part < 2; ++part) {
+    ref->zero_grad();
+    auto sum = at::zeros({}, at::kDouble);
+    for (int e = 2 * part; e < 2 * part + 2; ++e) {
+      const auto& ex = data[static_cast<size_t>(e)];
+      const auto L = static_cast<int64_t>(ex.ids.size());
+      const auto ids = at::from_blob(const_cast<int64_t*>(ex.ids.data()), {1, L}, at::kLong).clone();  // (1, L)
+      const auto logp = at::log_softmax(ref->forward(ids, at::Tensor())[0], -1);                        // (L, V)
+      for (int64_t t = std::max<int64_t>(ex.prompt_len, 1) - 1; t + 1 < L; ++t) {  // position t predicts t + 1
+        sum = sum - logp[t][ex.ids[static_cast<size_t>(t + 1)]];
+        n[part] += 1;
+      }
+    }
+    sum.backward();
+    nll[part] = sum.item<double>();
+    for (const auto& p : ref->named_parameters(true)) G[part][p.key()] = p.value().grad().clone();
+  }
+  ASSERT_EQ(n[0], 4);
+  ASSERT_EQ(n[1], 28);
+  const double want_loss = (nll[0] + nll[1]) / (n[0] + n[1]);
+
+  // train_step on the two micro-batches (grad_accum 2), and on one batch of all four, from the
+  // same weights; the gradients are read between the last backward and the update.
+  std::vector<at::Tensor> start;
+  for (const auto& p : s.roles.parameters) start.push_back(p.tensor.detach().clone());
+  const auto step_of = [&](const std::vector<Batch>& micro, std::map<std::string, at::Tensor>& grads) {
+    {
+      at::NoGradGuard no_grad;
+      for (size_t i = 0; i < start.size(); ++i) s.roles.parameters[i].tensor.copy_(start[i]);
+    }
+    return train_step(s, micro, 0, [&] {
+      for (const auto& p : s.roles.parameters) {
+        if (p.tensor.grad().defined()) grads[p.name] = p.tensor.grad().to(at::kDouble).clone();
+      }
+    });
+  };
+  const auto micro = sft_batches(data, 2, cfg.pad_token_id, 0, 0, /*shuffle=*/false);
+  const auto whole = sft_batches(data, 4, cfg.pad_token_id, 0, 0, /*shuffle=*/false);
+  ASSERT_EQ(micro.size(), 2u);
+  ASSERT_EQ(whole.size(), 1u);
+  EXPECT_EQ(loss_count(micro[0].labels, false), 4);
+  EXPECT_EQ(loss_count(micro[1].labels, false), 28);
+  EXPECT_TRUE(micro[0].attention_mask.eq(0).any().item<bool>());  // padded
+  std::map<std::string, at::Tensor> accumulated, one_batch;
+  const auto r_micro = step_of(micro, accumulated);
+  const auto r_whole = step_of(whole, one_batch);
+  EXPECT_TRUE(r_micro.nonfinite.empty());
+  EXPECT_NEAR(r_micro.loss, want_loss, 1e-5 * want_loss);
+  EXPECT_NEAR(r_whole.loss, want_loss, 1e-5 * want_loss);
+  EXPECT_NEAR(r_micro.loss, r_whole.loss, 1e-5 * want_loss);
+  ASSERT_EQ(accumulated.size(), s.roles.parameters.size());
+  ASSERT_EQ(one_batch.size(), s.roles.parameters.size());
+  double worst = 0, apart = 0;
+  for (const auto& p : s.roles.parameters) {
+    const auto want = (G[0].at(p.name) + G[1].at(p.name)) / (n[0] + n[1]);
+    const double scale = want.abs().max().item<double>() + 1e-30;
+    for (const auto* grads : {&accumulated, &one_batch}) {
+      const double err = (grads->at(p.name) - want).abs().max().item<double>() / scale;
+      EXPECT_LT(err, 1e-4) << p.name;
+      worst = std::max(worst, err);
+    }
+    // The rule main had (the mean of the micro-batch means) is far from it: the check can fail.
+    const auto mean_of_means = (G[0].at(p.name) / n[0] + G[1].at(p.name) / n[1]) / 2;
+    apart = std::max(apart, (mean_of_means - want).abs().max().item<double>() / scale);
+  }
+  EXPECT_GT(apart, 0.1);
+  std::printf("train_step vs float64: loss %.9g vs %.9g (mean of means %.9g), worst gradient error %.3g "
+              "(relative to each tensor's max), mean of means off by %.3g\n",
+              r_micro.loss, want_loss, (nll[0] / n[0] + nll[1] / n[1]) / 2, worst, apart);
 }
 
 TEST(GeneratorStateTest, RestoredStatesRepeatTheDraws) {
@@ -321,6 +434,86 @@ TEST(CheckpointTest, HoldsOnlyWhatTrainsAndChecksTheBase) {
   EXPECT_EQ(state.step, 6);
   const auto now = module_state(*s.model);
   for (const auto& [k, v] : trained) EXPECT_TRUE(at::equal(now.at(k), v)) << k;
+}
+
+// Audit 15 defect 2: a run started from a PEFT adapter trains that adapter's modules_to_save
+// (model.norm here, beside the classification head) and its export holds and lists them, as the
+// role table says, not the config's lora.modules_to_save (empty here).
+TEST(PeftExportTest, ARunFromAnAdapterExportsWhatItTrainedInFull) {
+  Fixture fx("peftroles");
+  const auto base = fx.pretrain();
+  auto doc = fx.finetune_doc(base);
+  doc["train"]["max_steps"] = 2;
+  doc["train"]["checkpoint_every"] = 2;
+  doc["lora"]["modules_to_save"] = {"score", "model.norm"};
+  const auto first = fx.dir / "first";
+  ASSERT_EQ(run_train(fx.spec(doc), first.string(), false).status, "completed");
+  const SafetensorsFile before((first / "adapter" / "adapter_model.safetensors").string());
+  ASSERT_TRUE(before.contains("base_model.model.model.norm.weight"));
+
+  doc["lora"] = {{"adapter", (first / "adapter").string()}};
+  const auto second = fx.dir / "second";
+  ASSERT_EQ(run_train(fx.spec(doc), second.string(), false).status, "completed");
+  const auto trained = load_tensor_dict((second / "checkpoints" / "step_2" / "trained.pt").string());
+  ASSERT_TRUE(trained.count("model.norm.weight"));  // it trained and was checkpointed
+  const SafetensorsFile after((second / "adapter" / "adapter_model.safetensors").string());
+  ASSERT_TRUE(after.contains("base_model.model.model.norm.weight"));
+  const auto norm = after.tensor("base_model.model.model.norm.weight");
+  EXPECT_TRUE(at::equal(norm, trained.at("model.norm.weight").to(norm.options())));
+  EXPECT_FALSE(at::equal(norm, before.tensor("base_model.model.model.norm.weight")));  // moved in the second run
+  EXPECT_TRUE(after.contains("base_model.model.score.weight"));
+  const auto cfg = read_json_file((second / "adapter" / "adapter_config.json").string());
+  ASSERT_TRUE(cfg["modules_to_save"].is_array()) << cfg.dump();
+  EXPECT_EQ(cfg["modules_to_save"].get<std::set<std::string>>(), (std::set<std::string>{"model.norm", "score"}));
+}
+
+// Audit 15 defect 6: the fingerprint sees a permutation within a tensor. A base with two rows of
+// one weight swapped (sum and sum of squares unchanged) is refused on resume, naming the tensor;
+// a fingerprint of the older kind (no weighted sum) is still compared on its sums.
+TEST(CheckpointTest, ABaseWithTwoRowsSwappedIsRefused) {
+  Fixture fx("ckptperm");
+  const auto base = fx.pretrain();
+  auto doc = fx.finetune_doc(base);
+  doc["train"]["max_steps"] = 2;
+  doc["train"]["checkpoint_every"] = 2;
+  doc["train"]["halt_at_step"] = 0;
+  const auto dir = fx.dir / "run";
+  ASSERT_EQ(run_train(fx.spec(doc), dir.string(), false).status, "completed");
+
+  const std::string name = "model.layers.0.self_attn.k_proj.weight";
+  auto weights = load_tensor_dict(base + "/model.pt");
+  {
+    auto& w = weights.at(name);  // (out, in)
+    const auto row0 = w[0].clone();
+    w[0].copy_(w[1]);
+    w[1].copy_(row0);
+  }
+  fs::rename(base + "/model.pt", base + "/model.pt.saved");
+  save_tensor_dict(weights, base + "/model.pt");
+  const std::string err = error_of([&] { run_train(fx.spec(doc), dir.string(), true); });
+  EXPECT_NE(err.find("written on another base model"), std::string::npos) << err;
+  EXPECT_NE(err.find(name + ": weighted_sum"), std::string::npos) << err;
+  fs::remove(base + "/model.pt");
+  fs::rename(base + "/model.pt.saved", base + "/model.pt");
+
+  // Fingerprints: the swap leaves sum and sum of squares equal (to rounding), the weighted sum not;
+  // without the weighted sum (older checkpoints) the comparison is on the sums only.
+  const auto meta = read_json_file((dir / "checkpoints" / "step_2" / "state.json").string());
+  json saved = meta.at("base_fingerprint");
+  ASSERT_TRUE(saved.at(name).contains("weighted_sum"));
+  Session s;
+  s.cfg = TrainConfig::from_json(fx.spec(doc).config);
+  setup(s, (fx.dir / "scratch").string());
+  EXPECT_EQ(fingerprint_mismatch(saved, s.base_fingerprint), "");
+  json older = saved;
+  for (auto it = older.begin(); it != older.end(); ++it) it.value().erase("weighted_sum");
+  EXPECT_EQ(fingerprint_mismatch(older, s.base_fingerprint), "");
+  older[name]["sum"] = older[name]["sum"].get<double>() + 1.0;
+  EXPECT_EQ(fingerprint_mismatch(older, s.base_fingerprint).rfind(name + ": sum ", 0), 0u);
+  json broken = saved;
+  broken[name] = "?";
+  EXPECT_NE(fingerprint_mismatch(broken, s.base_fingerprint).find(name + ": the checkpoint's fingerprint entry is not readable"),
+            std::string::npos);
 }
 
 // Optimizer state of the checkpoints before groups (Hybrid's "muon." / "adamw." halves) resumes

@@ -107,24 +107,56 @@ TensorDict named_tensors(torch::nn::Module& module, const std::vector<std::strin
   return out;
 }
 
+namespace {
+
+// sum_i w_i x_i over the flat (row-major) index i, w_i = 1 + frac(i (sqrt(5) - 1) / 2): weights in
+// [1, 2) that never repeat, so values moved between positions (two rows swapped, heads permuted)
+// change it where the sum and the sum of squares stay. In chunks, so that the weights never take
+// more memory than a chunk. x: (n) float64.
+double position_weighted_sum(const at::Tensor& x) {
+  constexpr int64_t kChunk = int64_t{1} << 22;
+  constexpr double kGolden = 0.6180339887498949;
+  const int64_t n = x.numel();
+  double total = 0;
+  for (int64_t lo = 0; lo < n; lo += kChunk) {
+    const int64_t len = std::min(kChunk, n - lo);
+    const auto w = at::arange(lo, lo + len, x.options()).mul_(kGolden).frac_().add_(1.0);  // (len)
+    total += x.narrow(0, lo, len).dot(w).item<double>();
+  }
+  return total;
+}
+
+}  // namespace
+
 json base_fingerprint(torch::nn::Module& model, const std::vector<std::string>& frozen) {
   at::NoGradGuard no_grad;
   json out = json::object();
   for (const auto& [name, t] : named_tensors(model, frozen)) {
-    const auto x = t.to(at::kCPU, at::kDouble);
-    out[name] = {{"shape", t.sizes().vec()}, {"sum", x.sum().item<double>()}, {"sum_sq", x.square().sum().item<double>()}};
+    const auto x = t.to(at::kCPU, at::kDouble).reshape({-1}).contiguous();  // (numel)
+    out[name] = {{"shape", t.sizes().vec()},
+                 {"sum", x.sum().item<double>()},
+                 {"sum_sq", x.square().sum().item<double>()},
+                 {"weighted_sum", position_weighted_sum(x)}};
   }
   return out;
 }
 
 std::string fingerprint_mismatch(const json& saved, const json& now) {
   for (const auto& [name, want] : saved.items()) {
+    if (!want.is_object() || !want.contains("shape") || !want.contains("sum") || !want.contains("sum_sq")) {
+      return name + ": the checkpoint's fingerprint entry is not readable (" + want.dump().substr(0, 80) + ")";
+    }
     if (!now.contains(name)) return name + ": in the checkpoint's base, not in this one";
     const auto& got = now.at(name);
     if (got.at("shape") != want.at("shape")) {
       return name + ": shape " + want.at("shape").dump() + " in the checkpoint's base, " + got.at("shape").dump() + " now";
     }
-    for (const char* k : {"sum", "sum_sq"}) {
+    // Fingerprints written before the weighted sum have only the two sums; they are compared on those.
+    for (const char* k : {"sum", "sum_sq", "weighted_sum"}) {
+      if (!want.contains(k)) continue;
+      if (!want.at(k).is_number()) {
+        return name + ": " + k + " " + want.at(k).dump() + " in the checkpoint's fingerprint is not a number";
+      }
       const double a = want.at(k), b = got.at(k);
       if (std::abs(a - b) > 1e-9 * std::max({1.0, std::abs(a), std::abs(b)})) {
         return name + ": " + k + " " + json(a).dump() + " in the checkpoint's base, " + json(b).dump() + " now";

@@ -47,11 +47,14 @@ void load_module_state(torch::nn::Module& module, const TensorDict& state, const
 // The named tensors of `model` whose names are in `names` (detached, shared storage).
 TensorDict named_tensors(torch::nn::Module& model, const std::vector<std::string>& names);
 
-// A fingerprint of the frozen tensors: per tensor its shape and float64 sum and sum of squares.
-// Equal fingerprints mean (up to a collision of both sums) the same base weights.
+// A fingerprint of the frozen tensors: per tensor its shape and float64 sum, sum of squares and
+// sum weighted by a fixed sequence over the positions (which sees a permutation within the
+// tensor, e.g. two rows swapped). Equal fingerprints mean (up to a collision of all three sums)
+// the same base weights.
 nlohmann::json base_fingerprint(torch::nn::Module& model, const std::vector<std::string>& frozen);
 // Empty when equal, else the first difference named ("model.layers.0.mlp.up_proj.weight: sum
-// 1.25 in the checkpoint, 1.5 now").
+// 1.25 in the checkpoint, 1.5 now"). A fingerprint of older checkpoints (no weighted sum) is
+// compared on the sums it has; an unreadable entry is named as such.
 std::string fingerprint_mismatch(const nlohmann::json& saved, const nlohmann::json& now);
 
 // meta (the resolved run config, the base fingerprint, ...) is merged into state.json so that

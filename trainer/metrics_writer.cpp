@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "trainer/file_integrity.h"
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -45,16 +46,12 @@ void JsonlWriter::write(const nlohmann::json& record) {
 }
 
 void truncate_jsonl_after(const std::string& path, int64_t max_step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (rec.is_discarded() || !rec.is_object() || !rec.contains("step") ||
-        !rec["step"].is_number_integer()) {
-      continue;
-    }
-    if (rec["step"].get<int64_t>() <= max_step) kept += line + "\n";
+  if (!std::filesystem::exists(path)) return;
+  std::string kept;
+  for (const auto& line : read_json_lines(path)) {
+    const auto& rec = line.value;
+    if (!rec.is_object() || !rec.contains("step") || !rec["step"].is_number_integer()) continue;
+    if (rec["step"].get<int64_t>() <= max_step) kept += line.text + "\n";
   }
   const std::string tmp = path + ".tmp";
   {

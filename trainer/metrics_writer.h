@@ -31,7 +31,8 @@ class JsonlWriter : public MetricsSink {
 };
 
 // Keeps the lines of a JSON-lines file whose "step" is <= max_step (a resumed run rewinds its
-// log to the checkpoint); a torn last line is dropped. Atomic like write_json_atomic.
+// log to the checkpoint); a torn last line is dropped, any other line that is not JSON is an error
+// naming the file and line (util/json_file.h read_json_lines). Atomic like write_json_atomic.
 void truncate_jsonl_after(const std::string& path, int64_t max_step);
 
 // Writes PATH.tmp, fsyncs and renames it over PATH: readers see the old or the new file.

@@ -39,7 +39,7 @@ void add_optimizer_keys(ConfigSchema& s) {
            "et al. 2025 minimax coefficients, optim.ns_steps iterations); default: muon/normuon "
            "newton_schulz, specgd exact");
   s.number("optim.beta", 0.0, "beta of T_beta (smoothed only)").min = 0;
-  auto& ns = s.integer("optim.ns_steps", 5, "Newton-Schulz iterations");
+  auto& ns = s.integer("optim.ns_steps", MuonOptions{}.ortho.ns_steps, "Newton-Schulz iterations");
   ns.min = 1;
   ns.max = 100;
   s.string("optim.lr_scaling", "none", {"none", "original", "match_adamw_rms"},

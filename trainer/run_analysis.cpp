@@ -16,6 +16,7 @@
 #include "models/transformer_config.h"
 #include "optim/state_io.h"
 #include "trainer/config.h"
+#include "util/json_file.h"
 
 namespace lorascope {
 
@@ -264,18 +265,11 @@ json compare_runs(const RunAdapters& a, const RunAdapters& b) {
 json geometry_history(const std::string& run_dir) {
   static const std::vector<std::string> kFields = {"align_left", "align_right", "intruders", "intruder_sv"};
   const fs::path path = fs::path(run_dir) / "metrics.jsonl";
-  std::ifstream in(path);
-  if (!in) return json::object();
+  if (!fs::exists(path)) return json::object();
   std::vector<int64_t> steps;
   std::map<std::string, std::map<std::string, std::vector<json>>> series;  // adapter -> field -> per step
-  std::string line;
-  while (std::getline(in, line)) {
-    json rec;
-    try {
-      rec = json::parse(line);
-    } catch (const json::exception&) {
-      continue;  // a torn last line of a killed run
-    }
+  for (const auto& line : read_json_lines(path.string())) {  // a torn last line left out
+    const json& rec = line.value;
     if (!rec.is_object() || !rec.contains("adapters") || !rec["adapters"].is_object() || !rec.contains("step")) continue;
     bool has = false;
     for (const auto& [name, st] : rec["adapters"].items()) has = has || (st.is_object() && st.contains("intruders"));

@@ -210,7 +210,7 @@ void finish_run(Session& s, const std::string& run_dir, json& summary) {
   }
   if (c.mode == "finetune" && c.export_peft && !s.adapters().empty()) {
     // An init that changed the base exports at rank 2r for the unmodified base (peft_adapter.h).
-    save_peft_adapter(*s.model, s.lora, run_dir + "/adapter", c.base, &s.initial_adapters);
+    save_peft_adapter(*s.model, s.roles, s.lora, run_dir + "/adapter", c.base, &s.initial_adapters);
     summary["peft_adapter"] = run_dir + "/adapter";
     if (lora_init_changes_base(s.lora.init)) summary["peft_adapter_rank"] = 2 * s.lora.r;
     if (s.classification && s.model->config().pooling != "pooler") {

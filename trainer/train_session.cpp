@@ -93,11 +93,17 @@ std::vector<std::string> build_model(Session& s, const TransformerConfig& model_
     auto modules = loaded.modules_to_save;
     if (s.classification && c.train_head) modules.push_back(s.model->head_module());
     for (const auto& m : modules) saved.push_back(m + ".");
+    // What was loaded replaces lora.* (the export records it; what trains in full, the export reads
+    // from the role table: models/peft_adapter.h).
     lora.r = loaded.r;
     lora.alpha = loaded.alpha;
     lora.rslora = loaded.rslora;
+    lora.dropout = loaded.dropout;
     lora.targets = loaded.targets;
     lora.target_regex = loaded.target_regex;
+    lora.exclude = loaded.exclude;
+    lora.rank_pattern = loaded.rank_pattern;
+    lora.alpha_pattern = loaded.alpha_pattern;
     lora.init = "peft";
   } else {
     attach_lora(*s.model, lora, gen);

@@ -1,6 +1,7 @@
 #include "util/json_file.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -64,6 +65,26 @@ nlohmann::ordered_json read_ordered_json_file(const std::string& path) {
 }
 
 json parse_json_text(const std::string& text, const std::string& where) { return parse<json>(text, where); }
+
+std::vector<JsonLine> read_json_lines(const std::string& path, bool missing_ok) {
+  if (missing_ok && !std::filesystem::exists(path)) return {};
+  std::istringstream text(read_text(path));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(text, line);) lines.push_back(std::move(line));
+  std::vector<JsonLine> out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto number = static_cast<int64_t>(i + 1);
+    try {
+      auto value = parse<json>(lines[i], path + ":" + std::to_string(number));
+      out.push_back({number, std::move(lines[i]), std::move(value)});
+    } catch (const JsonFileError&) {
+      if (i + 1 == lines.size()) break;  // a torn last line of a killed run
+      throw;
+    }
+  }
+  return out;
+}
 
 JsonFields::JsonFields(const json& j, std::string where) : j_(j), where_(std::move(where)) {
   if (!j_.is_object()) throw JsonFileError(where_ + ": expected a JSON object, got " + j_.dump().substr(0, 80));

@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace lorascope {
 
@@ -27,6 +28,18 @@ nlohmann::ordered_json read_ordered_json_file(const std::string& path);
 // Text already in memory (one line of a JSON-lines file, a safetensors header); where names it
 // in messages ("data.jsonl:12").
 nlohmann::json parse_json_text(const std::string& text, const std::string& where);
+
+// One line of a JSON-lines file: its number (from 1), its text (without the newline), its value.
+struct JsonLine {
+  int64_t number = 0;
+  std::string text;
+  nlohmann::json value;
+};
+// Every non-empty line of a JSON-lines file (metrics.jsonl), parsed. A line that is not JSON
+// throws "PATH:LINE: not valid JSON: ...", except the file's last line, which is left out: the
+// torn write of a killed run. A missing file has no lines when missing_ok, else it is
+// "PATH: cannot open file".
+std::vector<JsonLine> read_json_lines(const std::string& path, bool missing_ok = false);
 
 // Typed access to one JSON object read from `where`. Getters without a default require the key;
 // those with one return it when the key is absent or null. Ranges are inclusive.
