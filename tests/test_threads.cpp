@@ -66,10 +66,14 @@ TEST(ThreadsTest, ReexecBoundsTheOpenMpWaitUnlessTheUserChose) {
   EXPECT_TRUE(passive != brief) << unset;
   const auto chosen = child_output("ACTIVE");
   EXPECT_EQ(chosen, "not replaced\n");
-  EXPECT_STREQ(openmp_wait_for_load(0.0), "SPIN_BRIEFLY");
-  EXPECT_STREQ(openmp_wait_for_load(0.49), "SPIN_BRIEFLY");
-  EXPECT_STREQ(openmp_wait_for_load(0.5), "PASSIVE");
-  EXPECT_STREQ(openmp_wait_for_load(12.0), "PASSIVE");
+  for (double quiet : {0.0, 0.49}) {
+    EXPECT_STREQ(openmp_wait_for_load(quiet).variable, "GOMP_SPINCOUNT");
+    EXPECT_STREQ(openmp_wait_for_load(quiet).value, "3000");
+  }
+  for (double busy : {0.5, 12.0}) {
+    EXPECT_STREQ(openmp_wait_for_load(busy).variable, "OMP_WAIT_POLICY");
+    EXPECT_STREQ(openmp_wait_for_load(busy).value, "PASSIVE");
+  }
 }
 
 }  // namespace

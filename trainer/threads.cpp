@@ -6,7 +6,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <thread>
 
 namespace lorascope {
@@ -38,8 +37,9 @@ int configure_threads(int requested) {
   return n;
 }
 
-const char* openmp_wait_for_load(double load_average) {
-  return load_average >= 0.5 ? "PASSIVE" : "SPIN_BRIEFLY";
+OpenMpWait openmp_wait_for_load(double load_average) {
+  if (load_average >= 0.5) return {"OMP_WAIT_POLICY", "PASSIVE"};
+  return {"GOMP_SPINCOUNT", "3000"};
 }
 
 void reexec_with_bounded_openmp_wait(const char* exe, char** argv) {
@@ -49,11 +49,10 @@ void reexec_with_bounded_openmp_wait(const char* exe, char** argv) {
     if (std::fscanf(f, "%lf", &load) != 1) load = 1.0;
     std::fclose(f);
   }
-  const bool passive = std::string(openmp_wait_for_load(load)) == "PASSIVE";
-  const char* name = passive ? "OMP_WAIT_POLICY" : "GOMP_SPINCOUNT";
-  if (setenv(name, passive ? "PASSIVE" : "3000", 1) != 0) return;
+  const OpenMpWait wait = openmp_wait_for_load(load);
+  if (setenv(wait.variable, wait.value, 1) != 0) return;
   execv(exe, argv);
-  unsetenv(name);  // exec failed: carry on as we were
+  unsetenv(wait.variable);  // exec failed: carry on as we were
 }
 
 }  // namespace lorascope

@@ -19,7 +19,11 @@ int configure_threads(int requested);
 // yet): below 0.5, a brief spin (GOMP_SPINCOUNT=3000); else PASSIVE. Nothing when the user set
 // OMP_WAIT_POLICY or GOMP_SPINCOUNT. Returns only when it did not exec.
 void reexec_with_bounded_openmp_wait(const char* exe, char** argv);
-// The choice it makes for a load average: "SPIN_BRIEFLY" or "PASSIVE".
-const char* openmp_wait_for_load(double load_average);
+// The variable it sets for a load average: GOMP_SPINCOUNT=3000 or OMP_WAIT_POLICY=PASSIVE.
+struct OpenMpWait {
+  const char* variable;
+  const char* value;
+};
+OpenMpWait openmp_wait_for_load(double load_average);
 
 }  // namespace lorascope
