@@ -14,12 +14,9 @@ constexpr int kRestartAfter = 2;  // iterations accumulated before the iterate i
 
 // `steps` iterations from the Gram matrix of the current iterate; the first phase also folds in
 // the Frobenius normalisation X_0 = X / (||X||_F + eps), ||X||_F^2 = trace(G).
-template <typename T>
-at::Tensor phase_factor(const at::Tensor& gram, int steps, bool normalize, double eps) {
-  const auto r = gram.size(0);
-  using In = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const Mat G_in = Eigen::Map<const In>(gram.data_ptr<T>(), r, r).template cast<double>();
-  const Mat G = (G_in + G_in.transpose()) / 2.0;  // a GEMM's X X^T may be asymmetric by ulps
+Mat phase_factor(const Mat& gram, int steps, bool normalize, double eps) {
+  const auto r = gram.rows();
+  const Mat G = (gram + gram.transpose()) / 2.0;  // a GEMM's X X^T may be asymmetric by ulps
   const double scale = normalize ? 1.0 / (std::sqrt(std::max(G.trace(), 0.0)) + eps) : 1.0;
   const Mat G0 = G * (scale * scale);
   const double a = 3.4445, b = -4.7750, c = 2.0315;
@@ -30,16 +27,40 @@ at::Tensor phase_factor(const at::Tensor& gram, int steps, bool normalize, doubl
     B += b * A;
     Q = a * Q + B * Q;
   }
-  Q *= scale;
-  auto out = at::empty({r, r}, gram.options());
-  Eigen::Map<In>(out.data_ptr<T>(), r, r) = Q.cast<T>();
-  return out;
+  return Q * scale;
 }
 
-at::Tensor phase_factor(const at::Tensor& gram, int steps, bool normalize, double eps) {
-  const auto g = gram.contiguous();
-  return g.scalar_type() == at::kDouble ? phase_factor<double>(g, steps, normalize, eps)
-                                        : phase_factor<float>(g, steps, normalize, eps);
+// Restarts taken by `steps` iterations: the last phase keeps up to kRestartAfter + 1 of them.
+int restarts(int steps) {
+  int n = 0;
+  for (int left = steps; left > kRestartAfter + 1; left -= kRestartAfter) ++n;
+  return n;
+}
+
+template <typename T, int Order>
+void view_iteration(const T* x, T* out, T* scratch, int64_t r, int64_t n, int steps, double eps) {
+  using View = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Order>;
+  using Small = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  // X X^T in T (one GEMM over the long side), then the r x r work in float64.
+  const auto gram = [&](const T* y) {
+    const Eigen::Map<const View> Y(y, r, n);
+    Small g(r, r);
+    g.noalias() = Y * Y.transpose();
+    return Mat(g.template cast<double>());
+  };
+  // The iterates formed at restarts alternate between scratch and out so that the last one is
+  // in scratch and the final product can go to out.
+  const int total = restarts(steps);
+  const T* cur = x;
+  int left = steps;
+  for (int k = 1; k <= total; ++k, left -= kRestartAfter) {
+    const Small q = phase_factor(gram(cur), kRestartAfter, k == 1, eps).template cast<T>();
+    T* next = (total - k) % 2 == 0 ? scratch : out;
+    Eigen::Map<View>(next, r, n).noalias() = q * Eigen::Map<const View>(cur, r, n);
+    cur = next;
+  }
+  const Small q = phase_factor(gram(cur), left, total == 0, eps).template cast<T>();
+  Eigen::Map<View>(out, r, n).noalias() = q * Eigen::Map<const View>(cur, r, n);
 }
 
 }  // namespace
@@ -51,28 +72,39 @@ bool gram_newton_schulz_applies(const at::Tensor& M) {
   return s >= 1 && s <= 64 && l >= 4 * s && M.numel() >= 4096;
 }
 
-GramNewtonSchulz gram_newton_schulz_factors(const at::Tensor& M, int steps, double eps) {
-  TORCH_CHECK(gram_newton_schulz_applies(M), "gram_newton_schulz: expected a thin CPU matrix");
-  GramNewtonSchulz f{M, at::Tensor(), M.size(0) <= M.size(1)};
-  auto gram = [&] { return f.wide ? at::mm(f.y, f.y.t()) : at::mm(f.y.t(), f.y); };
-  bool first = true;
-  int left = steps;
-  while (left > kRestartAfter + 1) {  // the last phase keeps up to kRestartAfter + 1 iterations
-    const auto q = phase_factor(gram(), kRestartAfter, first, eps);
-    f.y = f.wide ? at::mm(q, f.y) : at::mm(f.y, q.t());
-    first = false;
-    left -= kRestartAfter;
-  }
-  f.q = phase_factor(gram(), left, first, eps);
-  return f;
+void gram_newton_schulz_polynomial(const double* gram, int64_t r, int steps, double eps, double* q) {
+  using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<RowMat>(q, r, r) = phase_factor(Eigen::Map<const RowMat>(gram, r, r), steps, true, eps);
 }
 
-void gram_newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out) {
-  const auto f = gram_newton_schulz_factors(M, steps, eps);
-  if (f.wide) {
-    at::mm_out(out, f.q, f.y);
+template <typename T>
+void gram_newton_schulz_view(const T* x, T* out, T* scratch, int64_t r, int64_t n, bool row_major, int steps,
+                             double eps) {
+  if (row_major) {
+    view_iteration<T, Eigen::RowMajor>(x, out, scratch, r, n, steps, eps);
   } else {
-    at::mm_out(out, f.y, f.q.t());
+    view_iteration<T, Eigen::ColMajor>(x, out, scratch, r, n, steps, eps);
+  }
+}
+
+template void gram_newton_schulz_view<float>(const float*, float*, float*, int64_t, int64_t, bool, int, double);
+template void gram_newton_schulz_view<double>(const double*, double*, double*, int64_t, int64_t, bool, int, double);
+
+void gram_newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out) {
+  TORCH_CHECK(gram_newton_schulz_applies(M), "gram_newton_schulz: expected a thin CPU matrix");
+  TORCH_CHECK(out.sizes() == M.sizes() && out.scalar_type() == M.scalar_type() && out.is_contiguous(),
+              "gram_newton_schulz: out must be contiguous with M's shape and dtype");
+  // A wide r x n matrix is a row-major view; a tall n x r one is the column-major view of its
+  // transpose, and NS(M^T) = NS(M)^T.
+  const bool wide = M.size(0) <= M.size(1);
+  const int64_t r = wide ? M.size(0) : M.size(1), n = wide ? M.size(1) : M.size(0);
+  auto scratch = at::empty_like(M);
+  if (M.scalar_type() == at::kDouble) {
+    gram_newton_schulz_view(M.data_ptr<double>(), out.data_ptr<double>(), scratch.data_ptr<double>(), r, n, wide,
+                            steps, eps);
+  } else {
+    gram_newton_schulz_view(M.data_ptr<float>(), out.data_ptr<float>(), scratch.data_ptr<float>(), r, n, wide,
+                            steps, eps);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "optim/muon.h"
 
+#include <ATen/Parallel.h>
+
 #include "optim/thin_muon_step.h"
 
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
@@ -210,16 +212,25 @@ void Muon::step() {
   const bool sharded = sharding_.world_size > 1 || sharding_.all_gather;
   // Groups of same shape, dtype and device among the parameters that have a gradient.
   std::map<std::string, std::vector<size_t>> groups;
+  std::vector<size_t> thin;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     if (!p.grad().defined()) continue;
     // On the CPU a thin factor's fused step beats any stacking (bench: muon-step).
-    if (!sharded && (!options_.grouped || thin_muon_step_applies(p, options_))) {
+    if (!sharded && thin_muon_step_applies(p, options_)) {
+      thin.push_back(i);
+    } else if (!sharded && !options_.grouped) {
       step_one(i);
-      continue;
+    } else {
+      groups[c10::str(p.sizes(), p.scalar_type(), p.device())].push_back(i);
     }
-    groups[c10::str(p.sizes(), p.scalar_type(), p.device())].push_back(i);
   }
+  // A thin factor's step is single-threaded and bound by memory: one factor per thread. Each
+  // factor's arithmetic is the same whichever thread runs it, so the result does not depend on
+  // the thread count.
+  at::parallel_for(0, static_cast<int64_t>(thin.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) step_one(thin[static_cast<size_t>(k)]);
+  });
   if (sharded) {
     std::vector<std::vector<size_t>> ordered;
     for (auto& [key, members] : groups) ordered.push_back(std::move(members));

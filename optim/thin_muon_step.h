@@ -1,14 +1,18 @@
 // Muon's step on one thin CPU matrix (a LoRA factor, r x n with n >= 4r) with Newton-Schulz,
-// fused so that the long side is read and written as few times as the arithmetic needs:
+// fused so that the long side is read and written as few times as the arithmetic needs, with
+// no ATen call per factor (each costs microseconds, and an all-linear LLaMA-1B step has 224
+// factors). For float32 and r in {8, 16, 32} (thin_factor_kernels.h):
 //
-//   M <- G + mu M                         one pass (at::add_out)
-//   D  = nesterov ? G + mu M : M          one pass
-//   NS(D) = Q Y                           Gram form (gram_newton_schulz.h): Y = D or one iterate
-//   W <- (1 - lr wd) W - lr scale(W) Q Y  one GEMM into W (addmm_ with beta)
+//   M <- G + mu M, D = nesterov ? G + mu M : M,      one pass over the long side
+//   and the Gram matrix D D^T in float64
+//   Q with NS(D) = Q D from the Gram matrix         r x r work in float64 (gram_newton_schulz.h)
+//   W <- (1 - lr wd) W - lr scale(W) Q D             one pass
 //
-// The separate form (muon_direction + mul_ + add_) makes about eight passes over the long side
-// and runs every Newton-Schulz iteration on it; on the CPU the optimizer step of LoRA adapters is
-// bound by those passes. Same update up to rounding (OptimizersTest compares the two).
+// That is the least memory traffic the update allows (read G, M, W; write M, W): on one core of
+// the project's VM the step runs at its DRAM bandwidth (BENCHMARKS.md). Other ranks and float64
+// take the same passes around the Gram form's own GEMMs, with its restart. D lives in a
+// per-thread buffer kept between steps. Same update as the separate form (muon_direction + mul_
+// + add_) up to rounding (MuonTest, ThinFactorKernelsTest).
 #pragma once
 
 #include <ATen/ATen.h>
