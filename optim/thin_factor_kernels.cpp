@@ -1,6 +1,9 @@
 #include "optim/thin_factor_kernels.h"
 
+#include "optim/thin_factor_kernels_avx512.h"
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -38,27 +41,38 @@ LORASCOPE_INLINE double lane_sum(v8d v) {
   return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
+std::atomic<bool> avx512_allowed{true};
+
+bool use_avx512() { return avx512_allowed.load(std::memory_order_relaxed) && avx512::available(); }
+
 constexpr int kBlock = 4;      // rows of the Gram matrix whose sums one pass keeps in registers
 constexpr int64_t kChunk = 128;  // columns per block of the fused pass: g, m, d of it stay in L1
 
-// total += X X^T over `count` columns of a column-major X (column j: R contiguous floats). For
-// each block of 4 Gram rows a: sums[k][v] += x_j[a0 + k] * x_j[8 v .. 8 v + 7].
+// total += X X^T over `count` columns of a column-major X (column j: R contiguous floats). One
+// pass per block of 128 / R Gram rows a (16 vector sums, held in registers):
+// sums[k][v] += x_j[a0 + k] * x_j[8 v .. 8 v + 7]; blocks left of the diagonal are skipped.
+template <int R>
+constexpr int column_rows_per_pass() {
+  return 128 / R < R ? 128 / R : R;
+}
+
 template <int R>
 LORASCOPE_INLINE void gram_columns(const float* x, int64_t count, double* total) {
-  constexpr int V = R / 8;
-  for (int a0 = 0; a0 < R; a0 += kBlock) {
-    v8d sums[kBlock][V] = {};
+  constexpr int V = R / 8, kRows = column_rows_per_pass<R>();
+  for (int a0 = 0; a0 < R; a0 += kRows) {
+    const int v0 = a0 / 8;  // vectors whose columns b all lie left of a0 are mirrored
+    v8d sums[kRows][V] = {};
     for (int64_t j = 0; j < count; ++j) {
       const float* xj = x + j * R;
       v8d col[V];
-      for (int v = 0; v < V; ++v) col[v] = widen(load8(xj + 8 * v));
-      for (int k = 0; k < kBlock; ++k) {
+      for (int v = v0; v < V; ++v) col[v] = widen(load8(xj + 8 * v));
+      for (int k = 0; k < kRows; ++k) {
         const double xa = xj[a0 + k];
-        for (int v = 0; v < V; ++v) sums[k][v] += xa * col[v];
+        for (int v = v0; v < V; ++v) sums[k][v] += xa * col[v];
       }
     }
-    for (int k = 0; k < kBlock; ++k) {
-      for (int v = 0; v < V; ++v) {
+    for (int k = 0; k < kRows; ++k) {
+      for (int v = v0; v < V; ++v) {
         for (int l = 0; l < 8; ++l) total[(a0 + k) * R + 8 * v + l] += sums[k][v][l];
       }
     }
@@ -126,20 +140,30 @@ LORASCOPE_INLINE void direction_gram(const float* g, float* m, float* d, const T
           momentum_range(g + at, m + at, nesterov_out ? nesterov_out + at : nullptr, mom.mu, mom.fresh, count);
         }
       }
-      gram_rows<R>(dir + c0, count, n, total);
+      if (use_avx512()) {
+        avx512::gram_rows<R>(dir + c0, count, n, total);
+      } else {
+        gram_rows<R>(dir + c0, count, n, total);
+      }
     } else {
       const int64_t at = c0 * R;
       if (mom.enabled) {
         momentum_range(g + at, m + at, nesterov_out ? nesterov_out + at : nullptr, mom.mu, mom.fresh, count * R);
       }
-      gram_columns<R>(dir + at, count, total);
+      if (use_avx512()) {
+        avx512::gram_columns<R>(dir + at, count, total);
+      } else {
+        gram_columns<R>(dir + at, count, total);
+      }
     }
   }
+  // Both kernels sum the blocks on and above the diagonal (column-major: 8-wide column blocks
+  // from the row block's first column on); mirror the rest.
   for (int a = 0; a < R; ++a) {
     for (int b = 0; b < R; ++b) {
-      // Row-major sums cover the blocks on and above the diagonal; mirror the rest.
-      const bool mirrored = row_major && b / kBlock < a / kBlock;
-      out[a * R + b] = mirrored ? total[b * R + a] : total[a * R + b];
+      const bool computed =
+          row_major ? b / kBlock >= a / kBlock : b / 8 >= (a - a % column_rows_per_pass<R>()) / 8;
+      out[a * R + b] = computed ? total[a * R + b] : total[b * R + a];
     }
   }
 }
@@ -207,6 +231,8 @@ LORASCOPE_THIN_KERNELS(32)
 
 }  // namespace
 
+void thin_factor_kernels_allow_avx512(bool allowed) { avx512_allowed.store(allowed); }
+
 bool thin_factor_kernels_support(int64_t r) { return r == 8 || r == 16 || r == 32; }
 
 void thin_direction_gram(const float* g, float* m, float* d, const ThinMomentum& momentum, int64_t r, int64_t n,
@@ -227,8 +253,12 @@ void thin_decayed_update(float* w, const float* q, const float* x, int64_t r, in
                          float rate) {
   switch (r) {
     case 8: return update_8(w, q, x, n, row_major, keep, rate);
-    case 16: return update_16(w, q, x, n, row_major, keep, rate);
-    case 32: return update_32(w, q, x, n, row_major, keep, rate);
+    case 16:
+      return use_avx512() ? avx512::decayed_update<16>(w, q, x, n, row_major, keep, rate)
+                                 : update_16(w, q, x, n, row_major, keep, rate);
+    case 32:
+      return use_avx512() ? avx512::decayed_update<32>(w, q, x, n, row_major, keep, rate)
+                                 : update_32(w, q, x, n, row_major, keep, rate);
     default: unsupported(r);
   }
 }

@@ -2,14 +2,18 @@
 // row-major for a wide r x n factor (A), column-major for the transpose of a tall n x r one (B).
 //
 // OpenBLAS runs these shapes (r = 16, n = 8192) at a fraction of its peak and zeroes every
-// output first; here the Gram matrix is one pass over X with its r x r sums held in registers,
-// and Q X goes straight into the decayed update of W without an intermediate. Specialised for
-// r in {8, 16, 32}; compiled for AVX-512, AVX2 and the portable ISA and picked at load time.
+// output first; here the Gram matrix is one pass over X with its sums held in registers, and
+// Q X goes straight into the decayed update of W without an intermediate. Specialised for r in
+// {8, 16, 32}.
 #pragma once
 
 #include <cstdint>
 
 namespace lorascope {
+
+// Where the CPU has AVX-512 the inner loops run as intrinsics (thin_factor_kernels_avx512.h),
+// else as the portable code. false makes every CPU take the portable code (tests compare both).
+void thin_factor_kernels_allow_avx512(bool allowed);
 
 // True for the ranks these kernels are compiled for.
 bool thin_factor_kernels_support(int64_t r);

@@ -29,7 +29,18 @@ std::vector<Case> cases() {
   return {{8, 1000}, {1000, 8}, {16, 2048}, {2051, 16}, {32, 389}, {389, 32}, {16, 128}};
 }
 
-TEST(ThinFactorKernelsTest, DirectionAndGramFollowFloat64) {
+// Runs body with the AVX-512 kernels (where the CPU has them) and with the portable ones.
+template <typename Body>
+void on_both_paths(Body body) {
+  for (bool avx512 : {true, false}) {
+    SCOPED_TRACE(avx512 ? "AVX-512 allowed" : "portable");
+    thin_factor_kernels_allow_avx512(avx512);
+    body();
+  }
+  thin_factor_kernels_allow_avx512(true);
+}
+
+void check_direction_and_gram_follow_float64() {
   for (const auto& c : cases()) {
     const bool wide = c.rows <= c.cols;
     const int64_t r = wide ? c.rows : c.cols, n = wide ? c.cols : c.rows;
@@ -65,7 +76,11 @@ TEST(ThinFactorKernelsTest, DirectionAndGramFollowFloat64) {
   }
 }
 
-TEST(ThinFactorKernelsTest, DecayedUpdateFollowsFloat64) {
+TEST(ThinFactorKernelsTest, DirectionAndGramFollowFloat64) {
+  on_both_paths(check_direction_and_gram_follow_float64);
+}
+
+void check_decayed_update_follows_float64() {
   for (const auto& c : cases()) {
     const bool wide = c.rows <= c.cols;
     const int64_t r = wide ? c.rows : c.cols, n = wide ? c.cols : c.rows;
@@ -81,11 +96,15 @@ TEST(ThinFactorKernelsTest, DecayedUpdateFollowsFloat64) {
         << c.rows << "x" << c.cols;
     EXPECT_GT(max_abs(w.to(at::kDouble) - w0), 1e-2);  // it moved
   }
+}
+
+TEST(ThinFactorKernelsTest, DecayedUpdateFollowsFloat64) {
+  on_both_paths(check_decayed_update_follows_float64);
   EXPECT_FALSE(thin_factor_kernels_support(12));
   EXPECT_THROW(thin_gram_f64(nullptr, 12, 100, true, nullptr), std::invalid_argument);
 }
 
-TEST(ThinFactorKernelsTest, FusedMuonStepOnIllConditionedGradientsIsAsAccurateAsTheDirectForm) {
+void check_fused_step_on_ill_conditioned_gradients() {
   // With momentum 0, no decay, lr 1 and W = 0, the step leaves W = -NS(G). The float64 Gram
   // matrix makes a restart unnecessary: the result must stay as close to the float64 direct
   // iteration as the float32 direct iteration does (seen: within 2.1x; a float32 Gram matrix
@@ -112,6 +131,10 @@ TEST(ThinFactorKernelsTest, FusedMuonStepOnIllConditionedGradientsIsAsAccurateAs
                                                        << " direct " << direct_err;
     }
   }
+}
+
+TEST(ThinFactorKernelsTest, FusedMuonStepOnIllConditionedGradientsIsAsAccurateAsTheDirectForm) {
+  on_both_paths(check_fused_step_on_ill_conditioned_gradients);
 }
 
 }  // namespace
