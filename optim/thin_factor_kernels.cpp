@@ -10,7 +10,9 @@
 
 // The vector helpers below are always inlined into their callers' target clones, so the ABI
 // note GCC gives for passing 32- and 64-byte vectors does not apply.
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
