@@ -22,7 +22,10 @@ at::Tensor Linear::forward(const at::Tensor& x) {
   at::Tensor out = at::linear(x, weight, bias);  // (..., out)
   if (!has_adapter() || merged) return out;
   const at::Tensor dx = dropout > 0 ? at::dropout(x, dropout, is_training()) : x;
-  return out + scaling * lora_B->forward(lora_A->forward(dx));  // (..., r) -> (..., out)
+  // The scaling multiplies the (..., r) tensor and the sum goes into the base output in place:
+  // two fewer passes over (..., out) forward and one backward than out + scaling * B(A(x)).
+  // at::linear's backward does not read its output, so the in-place add is safe for autograd.
+  return out.add_(lora_B->forward(lora_A->forward(dx) * scaling));  // (..., r) -> (..., out)
 }
 
 void Linear::add_adapter(const at::Tensor& A, const at::Tensor& B, double scaling_, double dropout_) {

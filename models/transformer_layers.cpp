@@ -1,5 +1,7 @@
 #include "models/transformer_layers.h"
 
+#include "models/fused_rms_norm.h"
+
 #include <torch/version.h>
 
 #include <cmath>
@@ -31,6 +33,7 @@ RMSNorm::RMSNorm(int64_t dim, double eps_) : torch::nn::Module("RMSNorm"), eps(e
 }
 
 at::Tensor RMSNorm::forward(const at::Tensor& x) const {
+  if (fused_rms_norm_applies(x, weight)) return fused_rms_norm(x, weight, eps);
   const auto xf = x.to(compute_type(x.scalar_type()));
   const auto y = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * y.to(x.scalar_type());
