@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "models/fused_rotary.h"
 #include "models/rope.h"
 
 namespace lorascope {
@@ -40,8 +41,14 @@ at::Tensor LlamaDecoderLayer::forward(const at::Tensor& h, const at::Tensor& cos
   const auto heads = [&](const at::Tensor& t, int64_t n) {
     return t.view({B, T, n, head_dim}).transpose(1, 2);                               // (B, n, T, hd)
   };
-  const auto q = apply_rotary(heads(q_proj->forward(x), num_heads), cos, sin);        // (B, H, T, hd)
-  const auto k = apply_rotary(heads(k_proj->forward(x), num_kv_heads), cos, sin);     // (B, Hkv, T, hd)
+  // On the CPU the rotation runs as one node on the (B, T, n, hd) layout (models/fused_rotary.h).
+  const auto rotated_heads = [&](const at::Tensor& t, int64_t n) {
+    const auto bt = t.view({B, T, n, head_dim});
+    if (fused_rotary_applies(bt, cos, sin)) return fused_rotary(bt, cos, sin).transpose(1, 2);
+    return apply_rotary(bt.transpose(1, 2), cos, sin);
+  };
+  const auto q = rotated_heads(q_proj->forward(x), num_heads);                        // (B, H, T, hd)
+  const auto k = rotated_heads(k_proj->forward(x), num_kv_heads);                     // (B, Hkv, T, hd)
   const auto v = heads(v_proj->forward(x), num_kv_heads);                             // (B, Hkv, T, hd)
   const int64_t n_rep = num_heads / num_kv_heads;
   // No mask: the batch has no padding and the attention is only causal.
