@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "models/fused_rotary.h"
+#include "models/fused_swiglu.h"
 #include "models/rope.h"
 
 namespace lorascope {
@@ -55,7 +56,7 @@ at::Tensor LlamaDecoderLayer::forward(const at::Tensor& h, const at::Tensor& cos
   const auto y = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask, !mask.defined());  // (B, H, T, hd)
   const auto h1 = h + o_proj->forward(y.transpose(1, 2).reshape({B, T, num_heads * head_dim}));         // (B, T, C)
   const auto x1 = post_attention_layernorm->forward(h1);
-  return h1 + down_proj->forward(at::silu(gate_proj->forward(x1)) * up_proj->forward(x1));  // SwiGLU
+  return h1 + down_proj->forward(swiglu(gate_proj->forward(x1), up_proj->forward(x1)));  // silu(gate) * up
 }
 
 LlamaModel::LlamaModel(const TransformerConfig& c, at::Generator& gen)
