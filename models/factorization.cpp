@@ -114,8 +114,8 @@ double Factorization::loss_and_grad(const at::Tensor& Y) {
   Map E(residual_.data(), rows(), cols());
   if (L == 2) {  // LoRA's W = A B: no prefix or suffix products to form
     const ConstMap A = cmap(factors_[0]), B = cmap(factors_[1]);
-    E.noalias() = A * B;
-    E -= cmap(Y);
+    E = -cmap(Y);  // then E += A B: one pass over E besides the product (no zeroing, no subtract)
+    E.noalias() += A * B;
     grads[0].noalias() = E * B.transpose();
     grads[1].noalias() = A.transpose() * E;
     return 0.5 * E.squaredNorm();
@@ -128,8 +128,8 @@ double Factorization::loss_and_grad(const at::Tensor& Y) {
     suffix[k] = k == L - 2 ? RowMat(cmap(factors_[L - 1]))
                            : RowMat(cmap(factors_[k + 1]) * suffix[k + 1]);
   }
-  E.noalias() = cmap(factors_[0]) * suffix[0];
-  E -= cmap(Y);
+  E = -cmap(Y);
+  E.noalias() += cmap(factors_[0]) * suffix[0];
   for (size_t k = 0; k < L; ++k) {
     if (k == 0) {
       grads[k].noalias() = E * suffix[0].transpose();

@@ -16,20 +16,22 @@ template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 template <typename T>
 using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
-// The k x k core of spectral_map when k <= kMaxCore: storage inside the object, so the SVD of the
-// core allocates nothing (the MF studies call this twice a step with k = rank, e.g. 5).
-constexpr int kMaxCore = 16;
 template <typename T>
-using CoreMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor, kMaxCore, kMaxCore>;
+using VecMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using ConstVecMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
 
-// Buffers reused from call to call (per thread): after the first call of a shape, spectral_map
-// allocates nothing.
+// Buffers reused from call to call (per thread): once a shape has been seen, spectral_map
+// allocates nothing. All matrices column-major.
 template <typename T>
 struct Workspace {
-  std::vector<T> x;    // (m, k) column-major: M in tall orientation, then its Householder QR
-  std::vector<T> tau;  // (k) reflector coefficients
-  std::vector<T> z;    // (m, k) column-major: Q [C; 0]
-  std::vector<T> c;    // (k, k) column-major: C = U_R f(S) V_R^T
+  std::vector<T> x;    // (m, k): M in tall orientation, then its Householder QR
+  std::vector<T> tau;  // (k): reflector coefficients
+  std::vector<T> xc;   // (k, k): R V, the columns made orthogonal by one-sided Jacobi
+  std::vector<T> vc;   // (k, k): V, the accumulated rotations
+  std::vector<T> c;    // (k, k): C = U_R f(S) V_R^T
+  std::vector<T> norms, coef;  // (k): ||x_i|| and f(s_i) / ||x_i||
+  std::vector<T> z;    // (m, k): [C; 0], then Q [C; 0] = T(M) (tall orientation)
 };
 template <typename T>
 Workspace<T>& workspace() {
@@ -37,89 +39,173 @@ Workspace<T>& workspace() {
   return w;
 }
 
-// Householder QR of the column-major m x k matrix x (m >= k) in place, as LAPACK's geqr2 and
-// Eigen's householder_qr_inplace_unblocked: R on and above the diagonal, below it the essential
-// parts of v_j in H_j = I - tau_j v_j v_j^T (v_j(j) = 1), Q = H_0 H_1 ... H_{k-1}.
+// y <- H y = y - tau v (v^T y) for a column y of length m, v = (1, v[j+1..m-1]) from row j on.
+template <typename T>
+inline void apply_reflector(const T* v, T tau, int64_t j, int64_t m, T* y) {
+  const ConstVecMap<T> vt(v + j + 1, m - j - 1);
+  VecMap<T> yt(y + j + 1, m - j - 1);
+  const T w = tau * (y[j] + vt.dot(yt));
+  y[j] -= w;
+  yt -= w * vt;
+}
+
+// Householder QR of the m x k matrix x (m >= k) in place, as LAPACK's geqr2 and Eigen's
+// householder_qr_inplace_unblocked: R on and above the diagonal, below it the essential parts of
+// v_j in H_j = I - tau_j v_j v_j^T (v_j(j) = 1), Q = H_0 H_1 ... H_{k-1}.
 template <typename T>
 void householder_qr(T* x, int64_t m, int64_t k, T* tau) {
   for (int64_t j = 0; j < k; ++j) {
     T* v = x + j * m;
+    VecMap<T> vt(v + j + 1, m - j - 1);
     const T c0 = v[j];
-    T tail = 0;
-    for (int64_t i = j + 1; i < m; ++i) tail += v[i] * v[i];
+    const T tail = vt.squaredNorm();
     if (tail <= std::numeric_limits<T>::min()) {  // nothing below the diagonal: H_j = I
       tau[j] = 0;
       continue;
     }
     T beta = std::sqrt(c0 * c0 + tail);
     if (c0 >= T(0)) beta = -beta;
-    const T inv = T(1) / (c0 - beta);
-    for (int64_t i = j + 1; i < m; ++i) v[i] *= inv;
+    vt *= T(1) / (c0 - beta);
     tau[j] = (beta - c0) / beta;
     v[j] = beta;
-    for (int64_t col = j + 1; col < k; ++col) {  // H_j applied to the columns to the right
-      T* y = x + col * m;
-      T w = y[j];
-      for (int64_t i = j + 1; i < m; ++i) w += v[i] * y[i];
-      w *= tau[j];
-      y[j] -= w;
-      for (int64_t i = j + 1; i < m; ++i) y[i] -= w * v[i];
-    }
+    for (int64_t col = j + 1; col < k; ++col) apply_reflector(v, tau[j], j, m, x + col * m);
   }
 }
 
-// z <- Q z = H_0 ... H_{k-1} z for the column-major m x k matrix z, Q from householder_qr.
+// z <- Q z = H_0 ... H_{k-1} z for the m x k matrix z, Q from householder_qr.
 template <typename T>
 void apply_q(const T* x, const T* tau, int64_t m, int64_t k, T* z) {
   for (int64_t j = k - 1; j >= 0; --j) {
     if (tau[j] == T(0)) continue;
-    const T* v = x + j * m;
-    for (int64_t col = 0; col < k; ++col) {
-      T* y = z + col * m;
-      T w = y[j];
-      for (int64_t i = j + 1; i < m; ++i) w += v[i] * y[i];
-      w *= tau[j];
-      y[j] -= w;
-      for (int64_t i = j + 1; i < m; ++i) y[i] -= w * v[i];
-    }
+    for (int64_t col = 0; col < k; ++col) apply_reflector(x + j * m, tau[j], j, m, z + col * m);
   }
 }
 
-// c = U f(S) V^T (column-major k x k) for the k x k matrix r, f as in spectral_map; the zero
-// tolerance is relative to the largest singular value of M, which r shares.
-template <typename T, typename Core>
-void core_map(const Core& r, T tol_factor, double beta, T* c) {
-  Eigen::JacobiSVD<Core, Eigen::NoQRPreconditioner> svd(r, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  const auto& s = svd.singularValues();
-  const auto& U = svd.matrixU();
-  const auto& V = svd.matrixV();
-  const Eigen::Index k = r.rows();
-  const T tol = tol_factor * (k > 0 ? s(0) : T(0));
-  T f[kMaxCore];
-  std::vector<T> f_big;
-  T* fp = f;
-  if (k > kMaxCore) {
-    f_big.resize(static_cast<size_t>(k));
-    fp = f_big.data();
+template <typename T>
+T dot(const T* a, const T* b, int64_t n) {
+  T s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Sweeps of one-sided Jacobi before giving up; cyclic Jacobi converges quadratically, and
+// k <= 64 matrices take well under 20 (LAPACK's dgesvj allows 30).
+constexpr int kMaxSweeps = 60;
+
+// c = U f(S) V^T (k x k, leading dimension k) for the upper-triangular k x k matrix R in the
+// top of x (leading dimension ld). f as in spectral_map; the zero tolerance is relative to the
+// largest singular value, which R shares with M.
+//
+// One-sided (Hestenes) Jacobi: plane rotations from the right make the columns of X = R V
+// mutually orthogonal, so X = U S with S the column norms and R = U S V^T. It is backward
+// stable with high relative accuracy (Demmel & Veselic 1992, the algorithm of LAPACK's dgesvj)
+// and, at k = 5, a few hundred flops a sweep, without the overheads of a general SVD.
+template <typename T>
+void core_map(const T* r, int64_t ld, int64_t k, T tol_factor, double beta, Workspace<T>& w, T* c) {
+  const auto kk = static_cast<size_t>(k * k);
+  w.xc.assign(kk, T(0));
+  w.vc.assign(kk, T(0));
+  w.norms.resize(static_cast<size_t>(k));
+  w.coef.resize(static_cast<size_t>(k));
+  T* x = w.xc.data();
+  T* v = w.vc.data();
+  // Scale by a power of two (exact) so that squared column norms neither overflow nor underflow.
+  T amax = 0;
+  bool finite = true;
+  for (int64_t j = 0; j < k; ++j) {
+    for (int64_t i = 0; i <= j; ++i) {
+      const T a = std::abs(r[i + j * ld]);
+      finite = finite && std::isfinite(a);
+      amax = std::max(amax, a);
+    }
   }
-  for (Eigen::Index l = 0; l < k; ++l) {
-    fp[l] = (s(l) > tol && s(l) > T(0)) ? s(l) / std::sqrt(s(l) * s(l) + static_cast<T>(beta)) : T(0);
+  if (!finite) {  // NaN or Inf in M: say so in the result instead of iterating on it
+    std::fill(c, c + kk, std::numeric_limits<T>::quiet_NaN());
+    return;
   }
-  for (Eigen::Index j = 0; j < k; ++j) {
-    for (Eigen::Index i = 0; i < k; ++i) {
+  if (amax == T(0)) {  // M = 0: T(M) = 0
+    std::fill(c, c + kk, T(0));
+    return;
+  }
+  int e = 0;
+  std::frexp(amax, &e);
+  for (int64_t j = 0; j < k; ++j) {
+    for (int64_t i = 0; i <= j; ++i) x[i + j * k] = std::ldexp(r[i + j * ld], -e);
+    v[j + j * k] = T(1);
+  }
+  // A pair counts as orthogonal when |x_p . x_q| <= tol ||x_p|| ||x_q||, tol = sqrt(k) eps as in
+  // dgesvj: the columns of U come out orthogonal to about that, as LAPACK's SVD gives them.
+  const T tol = std::sqrt(static_cast<T>(k)) * std::numeric_limits<T>::epsilon();
+  T* d = w.norms.data();  // squared column norms, kept up to date through the rotations
+  for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
+    for (int64_t i = 0; i < k; ++i) d[i] = dot(x + i * k, x + i * k, k);
+    bool rotated = false;
+    for (int64_t p = 0; p + 1 < k; ++p) {
+      for (int64_t q = p + 1; q < k; ++q) {
+        T* xp = x + p * k;
+        T* xq = x + q * k;
+        const T a = d[p], b = d[q], g = dot(xp, xq, k);
+        if (!(std::abs(g) > tol * std::sqrt(a) * std::sqrt(b))) continue;
+        rotated = true;
+        // The rotation that zeroes the (p, q) entry of X^T X (LAPACK dgesvj, Rutishauser):
+        // t = tan(theta), the root of t^2 + 2 zeta t - 1 = 0 of smaller magnitude.
+        const T zeta = (b - a) / (T(2) * g);
+        const T az = std::abs(zeta);
+        T t = az > T(1) / std::sqrt(std::numeric_limits<T>::epsilon())
+                  ? T(0.5) / az  // 1 + zeta^2 == zeta^2 in T; also keeps zeta^2 from overflowing
+                  : T(1) / (az + std::sqrt(T(1) + zeta * zeta));
+        if (zeta < T(0)) t = -t;
+        const T cs = T(1) / std::sqrt(T(1) + t * t), sn = cs * t;
+        T* vp = v + p * k;
+        T* vq = v + q * k;
+        for (int64_t i = 0; i < k; ++i) {
+          const T x0 = xp[i], x1 = xq[i];
+          xp[i] = cs * x0 - sn * x1;
+          xq[i] = sn * x0 + cs * x1;
+          const T v0 = vp[i], v1 = vq[i];
+          vp[i] = cs * v0 - sn * v1;
+          vq[i] = sn * v0 + cs * v1;
+        }
+        // ||x_p||^2 - t g and ||x_q||^2 + t g; recomputed where the update cancels.
+        d[p] = a - t * g;
+        d[q] = b + t * g;
+        if (!(d[p] > T(0.25) * a)) d[p] = dot(xp, xp, k);
+        if (!(d[q] > T(0.25) * b)) d[q] = dot(xq, xq, k);
+      }
+    }
+    if (!rotated) break;
+  }
+  // s_i = ||x_i|| 2^e; u_i = x_i / ||x_i||; C = sum_i f(s_i) u_i v_i^T.
+  T* norms = w.norms.data();
+  T* coef = w.coef.data();  // f(s_i) / ||x_i||
+  T s_max = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    norms[i] = std::sqrt(dot(x + i * k, x + i * k, k));
+    s_max = std::max(s_max, std::ldexp(norms[i], e));
+  }
+  const T tol0 = tol_factor * s_max;
+  for (int64_t i = 0; i < k; ++i) {
+    const T s = std::ldexp(norms[i], e);
+    const bool keep = s > tol0 && s > T(0);
+    // beta = 0: f(s) = s / sqrt(s^2) = 1, which the formula would miss where s^2 underflows.
+    const T f = !keep ? T(0) : beta == 0.0 ? T(1) : s / std::sqrt(s * s + static_cast<T>(beta));
+    coef[i] = keep ? f / norms[i] : T(0);
+  }
+  for (int64_t b = 0; b < k; ++b) {
+    for (int64_t a = 0; a < k; ++a) {
       T acc = 0;
-      for (Eigen::Index l = 0; l < k; ++l) acc += U(i, l) * fp[l] * V(j, l);
-      c[i + j * k] = acc;
+      for (int64_t i = 0; i < k; ++i) acc += x[a + i * k] * coef[i] * v[b + i * k];
+      c[a + b * k] = acc;
     }
   }
 }
 
-// Writes T = U f(S) V^T of the rows x cols row-major matrix m into the workspace's z, in the
-// tall orientation (column-major max(rows, cols) x min(rows, cols)); returns whether M is tall.
+// Writes T(M) = U f(S) V^T of the row-major rows x cols matrix m into the workspace's z, in the
+// tall orientation (max(rows, cols) x min(rows, cols)); returns whether M is tall.
 //
 // Tall orientation M = Q R (Householder), then an SVD of the k x k triangle R:
-// M = (Q U_R) S V_R^T, so T = Q [U_R f(S) V_R^T; 0]. Both steps are backward stable (unlike an
-// eigen-decomposition of M^T M, which squares the condition number), and the SVD only sees a
+// M = (Q U_R) S V_R^T, so T(M) = Q [U_R f(S) V_R^T; 0]. Both steps are backward stable (unlike
+// an eigen-decomposition of M^T M, which squares the condition number), and the SVD only sees a
 // k x k matrix.
 template <typename T>
 bool spectral_map_tall(const T* m, int64_t rows, int64_t cols, double beta, at::ScalarType dtype,
@@ -127,9 +213,8 @@ bool spectral_map_tall(const T* m, int64_t rows, int64_t cols, double beta, at::
   const bool tall = rows >= cols;
   const int64_t mt = std::max(rows, cols), k = std::min(rows, cols);
   w.x.resize(static_cast<size_t>(mt * k));
-  w.z.resize(static_cast<size_t>(mt * k));
   w.tau.resize(static_cast<size_t>(k));
-  w.c.resize(static_cast<size_t>(k * k));
+  w.z.assign(static_cast<size_t>(mt * k), T(0));
   T* x = w.x.data();
   if (tall) {  // row-major rows x k into column-major: a transposing copy
     for (int64_t i = 0; i < rows; ++i) {
@@ -139,26 +224,10 @@ bool spectral_map_tall(const T* m, int64_t rows, int64_t cols, double beta, at::
     std::copy(m, m + rows * cols, x);
   }
   householder_qr(x, mt, k, w.tau.data());
-  const T tol_factor = static_cast<T>(zero_sv_tolerance(rows, cols, dtype));
-  auto fill_core = [&](auto& r) {
-    r.setZero(k, k);
-    for (int64_t j = 0; j < k; ++j) {
-      for (int64_t i = 0; i <= j; ++i) r(i, j) = x[i + j * mt];
-    }
-    core_map(r, tol_factor, beta, w.c.data());
-  };
-  if (k <= kMaxCore) {
-    CoreMat<T> r;
-    fill_core(r);
-  } else {
-    Mat<T> r;
-    fill_core(r);
-  }
+  w.c.resize(static_cast<size_t>(k * k));
+  core_map(x, mt, k, static_cast<T>(zero_sv_tolerance(rows, cols, dtype)), beta, w, w.c.data());
   T* z = w.z.data();
-  std::fill(z, z + mt * k, T(0));
-  for (int64_t j = 0; j < k; ++j) {
-    for (int64_t i = 0; i < k; ++i) z[i + j * mt] = w.c[static_cast<size_t>(i + j * k)];
-  }
+  for (int64_t j = 0; j < k; ++j) std::copy_n(w.c.data() + j * k, k, z + j * mt);
   apply_q(x, w.tau.data(), mt, k, z);
   return tall;
 }
