@@ -102,6 +102,24 @@ double Factorization::loss_and_grad(const at::Tensor& Y) {
   // Eigen path: the matrices of the MF studies are tiny, and ATen's per-op overhead would
   // dominate the step. Same formula as loss_and_grad_reference().
   const size_t L = factors_.size();
+  std::vector<Map> grads;
+  grads.reserve(L);
+  for (auto& f : factors_) {
+    if (!f.grad().defined() || !f.grad().is_contiguous() || !f.grad().sizes().equals(f.sizes())) {
+      f.mutable_grad() = at::empty_like(f, at::MemoryFormat::Contiguous);
+    }
+    grads.emplace_back(f.mutable_grad().data_ptr<double>(), f.size(0), f.size(1));
+  }
+  residual_.resize(static_cast<size_t>(rows() * cols()));
+  Map E(residual_.data(), rows(), cols());
+  if (L == 2) {  // LoRA's W = A B: no prefix or suffix products to form
+    const ConstMap A = cmap(factors_[0]), B = cmap(factors_[1]);
+    E = -cmap(Y);  // then E += A B: one pass over E besides the product (no zeroing, no subtract)
+    E.noalias() += A * B;
+    grads[0].noalias() = E * B.transpose();
+    grads[1].noalias() = A.transpose() * E;
+    return 0.5 * E.squaredNorm();
+  }
   std::vector<RowMat> prefix(L), suffix(L);
   for (size_t k = 1; k < L; ++k) {
     prefix[k] = k == 1 ? RowMat(cmap(factors_[0])) : RowMat(prefix[k - 1] * cmap(factors_[k - 1]));
@@ -110,19 +128,15 @@ double Factorization::loss_and_grad(const at::Tensor& Y) {
     suffix[k] = k == L - 2 ? RowMat(cmap(factors_[L - 1]))
                            : RowMat(cmap(factors_[k + 1]) * suffix[k + 1]);
   }
-  const RowMat E = cmap(factors_[0]) * suffix[0] - cmap(Y);
+  E = -cmap(Y);
+  E.noalias() += cmap(factors_[0]) * suffix[0];
   for (size_t k = 0; k < L; ++k) {
-    auto& f = factors_[k];
-    if (!f.grad().defined() || !f.grad().is_contiguous() || !f.grad().sizes().equals(f.sizes())) {
-      f.mutable_grad() = at::empty_like(f, at::MemoryFormat::Contiguous);
-    }
-    Map g(f.mutable_grad().data_ptr<double>(), f.size(0), f.size(1));
     if (k == 0) {
-      g.noalias() = E * suffix[0].transpose();
+      grads[k].noalias() = E * suffix[0].transpose();
     } else if (k == L - 1) {
-      g.noalias() = prefix[k].transpose() * E;
+      grads[k].noalias() = prefix[k].transpose() * E;
     } else {
-      g.noalias() = prefix[k].transpose() * (E * suffix[k].transpose());
+      grads[k].noalias() = prefix[k].transpose() * (E * suffix[k].transpose());
     }
   }
   return 0.5 * E.squaredNorm();

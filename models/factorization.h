@@ -47,6 +47,7 @@ class Factorization {
  private:
   std::vector<at::Tensor> factors_;
   bool small_cpu_ = false;  // all factors contiguous CPU float64: Eigen path
+  std::vector<double> residual_;  // (m, n) E = W - Y of the Eigen path, reused every step
 };
 
 }  // namespace lorascope

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "optim/small_matrix.h"
 #include "optim/thin_muon_step.h"
 
 #include <ATen/core/grad_mode.h>  // at::NoGradGuard (not in <ATen/ATen.h> from LibTorch 2 on)
@@ -68,10 +69,29 @@ Muon::Muon(std::vector<at::Tensor> params, MuonOptions options)
   register_buffers({{"momentum", &momentum_}});
 }
 
+namespace {
+// SpecGD (exact or smoothed T, no momentum) on a small CPU matrix: the update goes straight
+// into p (small::add_spectral_map), with no direction tensor and no ATen op. Same arithmetic as
+// the separate form (p.mul_(decay); p.add_(T(G), -step)).
+bool small_spectral_step_applies(const at::Tensor& p, const MuonOptions& options) {
+  const auto& g = p.grad();
+  const auto kind = options.ortho.kind;
+  return options.momentum == 0.0 && (kind == OrthoKind::Exact || kind == OrthoKind::Smoothed) &&
+         (kind == OrthoKind::Exact || options.ortho.beta >= 0) && g.defined() && small::eligible(g) &&
+         p.is_contiguous() && g.scalar_type() == p.scalar_type() && g.sizes() == p.sizes();
+}
+}  // namespace
+
 void Muon::step_one(size_t i) {
   auto& p = params_[i];
   if (thin_muon_step_applies(p, options_)) {
     thin_muon_step(p, momentum_[i], options_, lr_);
+    return;
+  }
+  if (small_spectral_step_applies(p, options_)) {
+    const double beta = options_.ortho.kind == OrthoKind::Exact ? 0.0 : options_.ortho.beta;
+    small::add_spectral_map(p.grad(), beta, 1.0 - lr_ * options_.weight_decay,
+                            -lr_ * muon_lr_scale(p.size(0), p.size(1), options_.lr_scaling), p);
     return;
   }
   auto direction = muon_direction(p.grad(), momentum_[i], options_);
@@ -216,10 +236,11 @@ void Muon::step() {
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     if (!p.grad().defined()) continue;
-    // On the CPU a thin factor's fused step beats any stacking (bench: muon-step).
+    // On the CPU a thin factor's fused step beats any stacking (bench: muon-step), and so does
+    // a small matrix's SpecGD step (no ATen op at all).
     if (!sharded && thin_muon_step_applies(p, options_)) {
       thin.push_back(i);
-    } else if (!sharded && !options_.grouped) {
+    } else if (!sharded && (!options_.grouped || small_spectral_step_applies(p, options_))) {
       step_one(i);
     } else {
       groups[c10::str(p.sizes(), p.scalar_type(), p.device())].push_back(i);

@@ -14,7 +14,13 @@ bool eligible(const at::Tensor& M, int64_t max_small_side = 64);
 
 // out = U f(S) V^T with f(s) = s / sqrt(s^2 + beta) for s above the zero tolerance, else 0.
 // beta = 0 gives the exact polar factor U V^T. out must have M's shape, dtype and be contiguous.
+// Allocates nothing once a shape has been seen (per-thread workspaces).
 void spectral_map(const at::Tensor& M, double beta, at::Tensor& out);
+
+// p <- decay * p + alpha * U f(S) V^T of M, without the intermediate tensor: the SpecGD step
+// (Muon with momentum 0, lr_scale and weight decay folded into alpha and decay). p must be
+// contiguous, with M's shape and dtype.
+void add_spectral_map(const at::Tensor& M, double beta, double decay, double alpha, at::Tensor& p);
 
 // Newton-Schulz quintic on the smaller side, in M's dtype.
 void newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out);

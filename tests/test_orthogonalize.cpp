@@ -72,6 +72,64 @@ TEST(OrthogonalizeTest, SmallMatrixKernelAgreesWithAtenPathInFloat32And64) {
   }
 }
 
+TEST(OrthogonalizeTest, SmallKernelIsThePolarFactorOnIllConditionedInputs) {
+  // small::spectral_map (Householder QR, one-sided Jacobi on the k x k core) against properties
+  // that define the polar factor of a full-rank M independently of any SVD: T has orthonormal
+  // columns (tall) or rows (wide), and T^T M (tall) or M T^T (wide) is symmetric positive
+  // definite. Plus the SVD reference itself where the spectrum leaves it well determined.
+  const std::vector<std::vector<double>> spectra = {
+      {3.0, 2.0, 1.0, 0.5, 0.25}, {1.0, 1e-2, 1e-4, 1e-6, 1e-8}, {1.0, 1.0, 1.0, 1e-10, 1e-11}, {5.0, 5.0, 5.0, 5.0, 5.0}};
+  for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{60, 5}, {5, 70}, {9, 5}, {5, 5}, {70, 20}, {20, 70}}) {
+    for (size_t c = 0; c < spectra.size(); ++c) {
+      std::vector<double> sv;
+      for (int64_t i = 0; i < std::min(m, n); ++i) sv.push_back(spectra[c][static_cast<size_t>(i) % 5] / (1 + i / 5));
+      auto M = with_spectrum(m, n, sv, 31 + m + c);
+      auto T = at::empty_like(M);
+      small::spectral_map(M, 0.0, T);
+      const bool tall = m >= n;
+      auto gram = tall ? at::matmul(T.t(), T) : at::matmul(T, T.t());
+      const auto k = std::min(m, n);
+      EXPECT_LT(max_abs(gram - at::eye(k, at::kDouble)), 1e-13) << m << "x" << n << " spectrum " << c;
+      auto H = tall ? at::matmul(T.t(), M) : at::matmul(M, T.t());  // = V S V^T or U S U^T
+      EXPECT_LT(max_abs(H - H.t()), 1e-14) << m << "x" << n << " spectrum " << c;  // LAPACK's: 1.2e-15
+      EXPECT_GT(at::linalg_eigvalsh(H.add(H.t()).mul(0.5)).min().item<double>(), 0.0) << m << "x" << n;
+      if (c == 0 || c == 3) {
+        EXPECT_LT(max_abs(T - polar_reference(M, k)), 1e-12) << m << "x" << n << " spectrum " << c;
+      }
+    }
+  }
+}
+
+TEST(OrthogonalizeTest, SmallKernelZeroesSingularValuesBelowTheToleranceAndPassesNaN) {
+  for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{60, 5}, {5, 70}, {8, 8}}) {
+    auto M = with_spectrum(m, n, {2.0, 1.0, 1e-3}, 41 + m);  // rank 3
+    auto T = at::empty_like(M);
+    small::spectral_map(M, 0.0, T);
+    EXPECT_LT(max_abs(T - polar_reference(M, 3)), 1e-12) << m << "x" << n;
+    small::spectral_map(M, 0.5, T);
+    EXPECT_LT(max_abs(T - orthogonalize_smoothed(M, 0.5)), 1e-12) << m << "x" << n;
+    M[1][2].fill_(NAN);
+    small::spectral_map(M, 0.0, T);
+    EXPECT_TRUE(at::isnan(T).any().item<bool>()) << m << "x" << n;
+  }
+}
+
+TEST(OrthogonalizeTest, AddSpectralMapIsTheSpecGDUpdate) {
+  // p <- decay p + alpha T_beta(M), against the SVD reference, for both orientations.
+  for (auto dtype : {at::kDouble, at::kFloat}) {
+    const double tol = dtype == at::kDouble ? 1e-12 : 2e-5;
+    for (auto [m, n] : std::vector<std::pair<int64_t, int64_t>>{{60, 5}, {5, 70}}) {
+      for (double beta : {0.0, 0.1}) {
+        auto M = randn({m, n}, 51 + m).to(dtype), p0 = randn({m, n}, 52 + m).to(dtype);
+        auto p = p0.clone();
+        small::add_spectral_map(M, beta, 0.99, -0.03, p);
+        auto ref = 0.99 * p0.to(at::kDouble) - 0.03 * orthogonalize_smoothed(M.to(at::kDouble), beta);
+        EXPECT_LT(max_abs(p.to(at::kDouble) - ref), tol) << m << "x" << n << " beta " << beta;
+      }
+    }
+  }
+}
+
 TEST(OrthogonalizeTest, NewtonSchulzMapsWellConditionedSpectraIntoKnownBand) {
   // The quintic's fixed-point band: 5 steps take singular values of Frobenius-normalised
   // input with condition number <= 100 into [0.68, 1.13] (KellerJordan/Muon; the paper quotes
