@@ -2,6 +2,18 @@
 
 #include <utility>
 
+// The ranks the callers use, for the real kernels and for the stubs alike.
+#define LORASCOPE_INSTANTIATE_THIN_KERNELS                                                           \
+  template void gram_columns<8>(const float*, int64_t, double*);                                     \
+  template void gram_columns<16>(const float*, int64_t, double*);                                    \
+  template void gram_columns<32>(const float*, int64_t, double*);                                    \
+  template void gram_rows<8>(const float*, int64_t, int64_t, double*);                               \
+  template void gram_rows<16>(const float*, int64_t, int64_t, double*);                              \
+  template void gram_rows<32>(const float*, int64_t, int64_t, double*);                              \
+  template void decayed_update<16>(float*, const float*, const float*, int64_t, bool, float, float); \
+  template void decayed_update<32>(float*, const float*, const float*, int64_t, bool, float, float);
+
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 // Everything below is compiled for AVX-512 (a target attribute on the templates alone does not
 // reach the intrinsics GCC inlines into them).
@@ -151,14 +163,7 @@ void decayed_update(float* w, const float* q, const float* x, int64_t n, bool ro
   }
 }
 
-template void gram_columns<8>(const float*, int64_t, double*);
-template void gram_columns<16>(const float*, int64_t, double*);
-template void gram_columns<32>(const float*, int64_t, double*);
-template void gram_rows<8>(const float*, int64_t, int64_t, double*);
-template void gram_rows<16>(const float*, int64_t, int64_t, double*);
-template void gram_rows<32>(const float*, int64_t, int64_t, double*);
-template void decayed_update<16>(float*, const float*, const float*, int64_t, bool, float, float);
-template void decayed_update<32>(float*, const float*, const float*, int64_t, bool, float, float);
+LORASCOPE_INSTANTIATE_THIN_KERNELS
 
 }  // namespace lorascope::avx512
 
@@ -174,14 +179,7 @@ template <int R>
 void gram_rows(const float*, int64_t, int64_t, double*) {}
 template <int R>
 void decayed_update(float*, const float*, const float*, int64_t, bool, float, float) {}
-template void gram_columns<8>(const float*, int64_t, double*);
-template void gram_columns<16>(const float*, int64_t, double*);
-template void gram_columns<32>(const float*, int64_t, double*);
-template void gram_rows<8>(const float*, int64_t, int64_t, double*);
-template void gram_rows<16>(const float*, int64_t, int64_t, double*);
-template void gram_rows<32>(const float*, int64_t, int64_t, double*);
-template void decayed_update<16>(float*, const float*, const float*, int64_t, bool, float, float);
-template void decayed_update<32>(float*, const float*, const float*, int64_t, bool, float, float);
+LORASCOPE_INSTANTIATE_THIN_KERNELS
 }  // namespace lorascope::avx512
 
 #endif
