@@ -6,11 +6,11 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define LORASCOPE_SWIGLU_KERNELS 1
 // GCC 12's AVX-512 intrinsics trip -W(maybe-)uninitialized inside their own header (util/eigen.h).
-#pragma GCC diagnostic push
+// Off for the whole file, not just around the include: GCC reports them where the intrinsics are
+// inlined into these kernels (seen in the C++20 build against LibTorch 2.15).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
-#pragma GCC diagnostic pop
 #endif
 
 namespace lorascope {

@@ -22,11 +22,11 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside <avx512fintrin.h> (GCC bug
 // 105593; see util/eigen.h).
-#pragma GCC diagnostic push
+// Off for the whole file, not just around the include: GCC reports them where the intrinsics are
+// inlined into these kernels (seen in the C++20 build against LibTorch 2.15).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
-#pragma GCC diagnostic pop
 
 namespace lorascope::avx512 {
 
