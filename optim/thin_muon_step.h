@@ -8,8 +8,9 @@
 //   Q with NS(D) = Q D from the Gram matrix         r x r work in float64 (gram_newton_schulz.h)
 //   W <- (1 - lr wd) W - lr scale(W) Q D             one pass
 //
-// That is the least memory traffic the update allows (read G, M, W; write M, W): on one core of
-// the project's VM the step runs at its DRAM bandwidth (BENCHMARKS.md). Other ranks and float64
+// That is the least memory traffic the update allows (read G, M, W; write M, W); on one core of
+// the project's VM the all-linear LLaMA-1B step takes within 2x of that traffic's streaming time,
+// the Gram kernel's multiply-adds being the rest (BENCHMARKS.md). Other ranks and float64
 // take the same passes around the Gram form's own GEMMs, with its restart. D lives in a
 // per-thread buffer kept between steps. Same update as the separate form (muon_direction + mul_
 // + add_) up to rounding (MuonTest, ThinFactorKernelsTest).
