@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "util/cpu_features.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define LORASCOPE_SWIGLU_KERNELS 1
 // GCC 12's AVX-512 intrinsics trip -W(maybe-)uninitialized inside their own header (util/eigen.h).
@@ -16,9 +18,9 @@
 namespace lorascope {
 namespace {
 
+#ifdef LORASCOPE_SWIGLU_KERNELS
 constexpr int64_t kGrain = 1 << 15;
 
-#ifdef LORASCOPE_SWIGLU_KERNELS
 // The kernels are compiled for AVX-512 whatever the build's flags; called only when the CPU has it.
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
@@ -71,13 +73,6 @@ void backward_range(const float* g, const float* a, const float* b, float* da, f
 
 #pragma GCC pop_options
 
-bool cpu_has_avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return has;
-}
-
-#else
-bool cpu_has_avx512() { return false; }
 #endif
 
 #ifdef LORASCOPE_SWIGLU_KERNELS
@@ -111,6 +106,9 @@ struct SwigluFunction : public torch::autograd::Function<SwigluFunction> {
 }  // namespace
 
 bool fused_swiglu_applies(const at::Tensor& a, const at::Tensor& b) {
+#ifndef LORASCOPE_SWIGLU_KERNELS
+  return false;  // not built for AVX-512 (another compiler or CPU family)
+#endif
   return cpu_has_avx512() && a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == at::kFloat &&
          b.scalar_type() == at::kFloat && a.sizes() == b.sizes() && a.is_contiguous() && b.is_contiguous();
 }

@@ -63,6 +63,18 @@ void view_iteration(const T* x, T* out, T* scratch, int64_t r, int64_t n, int st
   Eigen::Map<View>(out, r, n).noalias() = q * Eigen::Map<const View>(cur, r, n);
 }
 
+// NS_steps of the r x n matrix x (r <= n; row-major, or column-major: the transpose of a tall
+// contiguous matrix) into out in the same layout; scratch holds the iterate formed at a restart.
+template <typename T>
+void gram_newton_schulz_view(const T* x, T* out, T* scratch, int64_t r, int64_t n, bool row_major, int steps,
+                             double eps) {
+  if (row_major) {
+    view_iteration<T, Eigen::RowMajor>(x, out, scratch, r, n, steps, eps);
+  } else {
+    view_iteration<T, Eigen::ColMajor>(x, out, scratch, r, n, steps, eps);
+  }
+}
+
 }  // namespace
 
 bool gram_newton_schulz_applies(const at::Tensor& M) {
@@ -76,19 +88,6 @@ void gram_newton_schulz_polynomial(const double* gram, int64_t r, int steps, dou
   using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<RowMat>(q, r, r) = phase_factor(Eigen::Map<const RowMat>(gram, r, r), steps, true, eps);
 }
-
-template <typename T>
-void gram_newton_schulz_view(const T* x, T* out, T* scratch, int64_t r, int64_t n, bool row_major, int steps,
-                             double eps) {
-  if (row_major) {
-    view_iteration<T, Eigen::RowMajor>(x, out, scratch, r, n, steps, eps);
-  } else {
-    view_iteration<T, Eigen::ColMajor>(x, out, scratch, r, n, steps, eps);
-  }
-}
-
-template void gram_newton_schulz_view<float>(const float*, float*, float*, int64_t, int64_t, bool, int, double);
-template void gram_newton_schulz_view<double>(const double*, double*, double*, int64_t, int64_t, bool, int, double);
 
 void gram_newton_schulz(const at::Tensor& M, int steps, double eps, at::Tensor& out) {
   TORCH_CHECK(gram_newton_schulz_applies(M), "gram_newton_schulz: expected a thin CPU matrix");

@@ -19,19 +19,9 @@ namespace lorascope {
 // ATen's per-call overhead, decide its cost.
 bool gram_newton_schulz_applies(const at::Tensor& M);
 
-// The iteration on raw memory, for callers that fuse it with their own passes (thin_muon_step):
-// x is an r x n matrix, r <= n, stored row-major when row_major, else column-major (the
-// transpose of a contiguous n x r matrix). NS_steps(x) goes to out in the same layout; scratch
-// (r * n elements) holds the iterate formed at a restart. x, out and
-// scratch must not overlap.
-// Instantiated for float and double.
-template <typename T>
-void gram_newton_schulz_view(const T* x, T* out, T* scratch, int64_t r, int64_t n, bool row_major, int steps,
-                             double eps);
-
 // From an accurate Gram matrix (gram = X X^T, r x r, row-major, float64): Q with
 // NS_steps(X) = Q X (r x r, row-major, float64), every iteration accumulated in Q. Needs no
-// restart when the Gram matrix carries float64 accuracy (thin_gram_f64 of thin_factor_kernels.h).
+// restart when the Gram matrix carries float64 accuracy (thin_direction_gram of thin_factor_kernels.h).
 void gram_newton_schulz_polynomial(const double* gram, int64_t r, int steps, double eps, double* q);
 
 // NewtonSchulz_steps(M) written into out (M's shape, dtype, contiguous).

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "optim/gram_newton_schulz.h"
 #include "optim/small_matrix.h"
 #include "optim/thin_muon_step.h"
 
@@ -236,11 +237,13 @@ void Muon::step() {
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     if (!p.grad().defined()) continue;
-    // On the CPU a thin factor's fused step beats any stacking (bench: muon-step), and so does
-    // a small matrix's SpecGD step (no ATen op at all).
+    // On the CPU a thin factor's step beats any stacking (bench: muon-step): the fused kernels
+    // where they apply, else the Gram form per factor; and so does a small matrix's SpecGD step
+    // (no ATen op at all).
+    const bool thin_gram = options_.ortho.kind == OrthoKind::NewtonSchulz && gram_newton_schulz_applies(p);
     if (!sharded && thin_muon_step_applies(p, options_)) {
       thin.push_back(i);
-    } else if (!sharded && (!options_.grouped || small_spectral_step_applies(p, options_))) {
+    } else if (!sharded && (!options_.grouped || thin_gram || small_spectral_step_applies(p, options_))) {
       step_one(i);
     } else {
       groups[c10::str(p.sizes(), p.scalar_type(), p.device())].push_back(i);

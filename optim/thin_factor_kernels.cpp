@@ -247,10 +247,6 @@ void thin_direction_gram(const float* g, float* m, float* d, const ThinMomentum&
   }
 }
 
-void thin_gram_f64(const float* x, int64_t r, int64_t n, bool row_major, double* gram) {
-  thin_direction_gram(x, nullptr, nullptr, ThinMomentum{}, r, n, row_major, gram);
-}
-
 void thin_decayed_update(float* w, const float* q, const float* x, int64_t r, int64_t n, bool row_major, float keep,
                          float rate) {
   switch (r) {

@@ -18,14 +18,11 @@ void thin_factor_kernels_allow_avx512(bool allowed);
 // True for the ranks these kernels are compiled for.
 bool thin_factor_kernels_support(int64_t r);
 
-// gram (r x r, row-major, float64) = X X^T with every product and sum in float64: the Gram
-// matrix is as accurate as float64 makes it, which the Newton-Schulz polynomial needs (a float32
-// Gram matrix loses the small directions of an ill-conditioned X).
-void thin_gram_f64(const float* x, int64_t r, int64_t n, bool row_major, double* gram);
-
-// Muon's direction D and its Gram matrix (as thin_gram_f64) in one pass over the long side,
-// block by block. Without momentum D = G (m, d unused). With momentum M <- G + mu M (M <- G when
-// fresh) and D = M, or for Nesterov D = G + mu M written to d (X's layout, not overlapping).
+// Muon's direction D and its Gram matrix gram = D D^T (r x r, row-major) in one pass over the
+// long side, block by block, every product and sum in float64: the Newton-Schulz polynomial needs
+// that accuracy (a float32 Gram matrix loses the small directions of an ill-conditioned D).
+// Without momentum D = G (m, d unused). With momentum M <- G + mu M (M <- G when fresh) and
+// D = M, or for Nesterov D = G + mu M written to d (X's layout, not overlapping).
 struct ThinMomentum {
   bool enabled = false, nesterov = false, fresh = false;
   float mu = 0;

@@ -1,5 +1,7 @@
 #include "optim/thin_factor_kernels_avx512.h"
 
+#include "util/cpu_features.h"
+
 #include <utility>
 
 // The ranks the callers use, for the real kernels and for the stubs alike.
@@ -30,11 +32,7 @@
 
 namespace lorascope::avx512 {
 
-bool available() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-                          __builtin_cpu_supports("fma");
-  return has;
-}
+bool available() { return cpu_has_avx512(); }
 
 template <int R>
 constexpr int rows_per_pass() {

@@ -101,7 +101,8 @@ void check_decayed_update_follows_float64() {
 TEST(ThinFactorKernelsTest, DecayedUpdateFollowsFloat64) {
   on_both_paths(check_decayed_update_follows_float64);
   EXPECT_FALSE(thin_factor_kernels_support(12));
-  EXPECT_THROW(thin_gram_f64(nullptr, 12, 100, true, nullptr), std::invalid_argument);
+  EXPECT_THROW(thin_direction_gram(nullptr, nullptr, nullptr, ThinMomentum{}, 12, 100, true, nullptr),
+               std::invalid_argument);
 }
 
 void check_fused_step_on_ill_conditioned_gradients() {
